@@ -1,0 +1,479 @@
+/* cache: snapshots of the discovered services (see cache.h for the design).
+ *
+ * Writers serialise on write_mu, so a read-modify-swap of the current
+ * snapshot never races another writer; readers only touch the rwlock. */
+#include "cache/cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/util.h"
+
+#define MAX_LISTENERS 8
+
+struct sr_svc {
+    atomic_uint refs;
+    const char *id;   /* borrowed from doc */
+    const char *name; /* borrowed from doc */
+    json_t *doc;
+    char *body;
+    size_t body_len;
+};
+
+struct sr_snapshot {
+    atomic_uint refs;
+    uint64_t version;
+    size_t n;
+    struct sr_svc **svcs; /* sorted by name */
+    char *list_body;
+    size_t list_len;
+};
+
+struct listener {
+    sr_cache_change_cb cb;
+    void *arg;
+};
+
+struct sr_cache {
+    pthread_rwlock_t lock;      /* guards `current` (the pointer only) */
+    struct sr_snapshot *current;
+    pthread_mutex_t write_mu;   /* one writer at a time */
+    pthread_mutex_t stats_mu;   /* guards stats */
+    struct sr_cache_stats stats;
+    struct listener listeners[MAX_LISTENERS];
+    size_t nlisteners;
+};
+
+/* ---- services ---------------------------------------------------------- */
+
+struct sr_svc *sr_svc_new(json_t *doc)
+{
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    if (id == NULL || name == NULL || *id == '\0' || *name == '\0') {
+        json_decref(doc);
+        return NULL;
+    }
+    struct sr_svc *svc = sr_calloc(1, sizeof(*svc));
+    atomic_init(&svc->refs, 1);
+    svc->doc = doc;
+    svc->id = id;
+    svc->name = name;
+    svc->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (svc->body == NULL)
+        abort(); /* only fails on OOM */
+    svc->body_len = strlen(svc->body);
+    return svc;
+}
+
+struct sr_svc *sr_svc_incref(struct sr_svc *svc)
+{
+    atomic_fetch_add_explicit(&svc->refs, 1, memory_order_relaxed);
+    return svc;
+}
+
+void sr_svc_release(struct sr_svc *svc)
+{
+    if (svc == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&svc->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    json_decref(svc->doc);
+    free(svc->body);
+    free(svc);
+}
+
+const char *sr_svc_id(const struct sr_svc *svc)
+{
+    return svc->id;
+}
+
+const char *sr_svc_name(const struct sr_svc *svc)
+{
+    return svc->name;
+}
+
+const json_t *sr_svc_doc(const struct sr_svc *svc)
+{
+    return svc->doc;
+}
+
+const char *sr_svc_body(const struct sr_svc *svc, size_t *len)
+{
+    if (len)
+        *len = svc->body_len;
+    return svc->body;
+}
+
+static int same_body(const struct sr_svc *a, const struct sr_svc *b)
+{
+    return a->body_len == b->body_len && memcmp(a->body, b->body, a->body_len) == 0;
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+static int cmp_name(const void *a, const void *b)
+{
+    const struct sr_svc *x = *(struct sr_svc *const *)a, *y = *(struct sr_svc *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->id, y->id);
+}
+
+/* Takes ownership of svcs (the array and its references); sorts it and
+ * serialises the list body without re-encoding each service. */
+static struct sr_snapshot *snapshot_new(struct sr_svc **svcs, size_t n, uint64_t version)
+{
+    struct sr_snapshot *s = sr_calloc(1, sizeof(*s));
+    atomic_init(&s->refs, 1);
+    s->version = version;
+    s->n = n;
+    s->svcs = svcs;
+    if (n > 1)
+        qsort(svcs, n, sizeof(*svcs), cmp_name);
+
+    size_t cap = 96;
+    for (size_t i = 0; i < n; i++)
+        cap += svcs[i]->body_len + 1;
+    char *p = sr_malloc(cap);
+    size_t len = 0;
+    memcpy(p, "{\"services\":[", 13);
+    len = 13;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            p[len++] = ',';
+        memcpy(p + len, svcs[i]->body, svcs[i]->body_len);
+        len += svcs[i]->body_len;
+    }
+    int w = snprintf(p + len, cap - len, "],\"count\":%zu,\"cache_version\":%llu}", n,
+                     (unsigned long long)version);
+    len += (size_t)w;
+    s->list_body = p;
+    s->list_len = len;
+    return s;
+}
+
+static void snapshot_free(struct sr_snapshot *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        sr_svc_release(s->svcs[i]);
+    free(s->svcs);
+    free(s->list_body);
+    free(s);
+}
+
+void sr_snapshot_release(struct sr_snapshot *snap)
+{
+    if (snap == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&snap->refs, 1, memory_order_acq_rel) == 1)
+        snapshot_free(snap);
+}
+
+struct sr_snapshot *sr_cache_acquire(struct sr_cache *cache)
+{
+    pthread_rwlock_rdlock(&cache->lock);
+    struct sr_snapshot *s = cache->current;
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    pthread_rwlock_unlock(&cache->lock);
+    return s;
+}
+
+uint64_t sr_snapshot_version(const struct sr_snapshot *snap)
+{
+    return snap->version;
+}
+
+size_t sr_snapshot_count(const struct sr_snapshot *snap)
+{
+    return snap->n;
+}
+
+const struct sr_svc *sr_snapshot_at(const struct sr_snapshot *snap, size_t i)
+{
+    return i < snap->n ? snap->svcs[i] : NULL;
+}
+
+const struct sr_svc *sr_snapshot_find(const struct sr_snapshot *snap, const char *name)
+{
+    size_t lo = 0, hi = snap->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(snap->svcs[mid]->name, name);
+        if (c == 0)
+            return snap->svcs[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const struct sr_svc *sr_snapshot_find_id(const struct sr_snapshot *snap, const char *id)
+{
+    for (size_t i = 0; i < snap->n; i++)
+        if (strcmp(snap->svcs[i]->id, id) == 0)
+            return snap->svcs[i];
+    return NULL;
+}
+
+const char *sr_snapshot_list_body(const struct sr_snapshot *snap, size_t *len)
+{
+    if (len)
+        *len = snap->list_len;
+    return snap->list_body;
+}
+
+/* ---- writers ------------------------------------------------------------- */
+
+/* A change list being built by a writer; entries hold references. */
+struct changes {
+    struct sr_change *v;
+    size_t n, cap;
+};
+
+static void changes_push(struct changes *c, enum sr_change_kind kind, struct sr_svc *svc)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 8;
+        c->v = sr_realloc(c->v, c->cap * sizeof(*c->v));
+    }
+    c->v[c->n].kind = kind;
+    c->v[c->n].version = 0;
+    c->v[c->n].svc = sr_svc_incref(svc);
+    c->n++;
+}
+
+static void changes_free(struct changes *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        sr_svc_release((struct sr_svc *)c->v[i].svc);
+    free(c->v);
+}
+
+/* Called with write_mu held. Numbers the changes, builds and swaps in the
+ * new snapshot (taking ownership of svcs), updates the stats, and tells the
+ * listeners. Releases write_mu before notifying, so a listener may read the
+ * cache (but must not write to it). */
+static void commit(struct sr_cache *cache, struct sr_svc **svcs, size_t n, struct changes *ch,
+                   enum sr_commit_reason reason, int count_refresh)
+{
+    struct sr_snapshot *old = cache->current;
+    uint64_t version = old->version;
+    for (size_t i = 0; i < ch->n; i++)
+        ch->v[i].version = ++version;
+
+    struct sr_snapshot *next = NULL;
+    if (ch->n > 0) {
+        next = snapshot_new(svcs, n, version);
+        atomic_fetch_add_explicit(&next->refs, 1, memory_order_relaxed); /* for listeners */
+        pthread_rwlock_wrlock(&cache->lock);
+        cache->current = next;
+        pthread_rwlock_unlock(&cache->lock);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            sr_svc_release(svcs[i]);
+        free(svcs);
+        old = NULL;
+    }
+
+    pthread_mutex_lock(&cache->stats_mu);
+    for (size_t i = 0; i < ch->n; i++) {
+        if (ch->v[i].kind == SR_CHANGE_ADDED)
+            cache->stats.added++;
+        else if (ch->v[i].kind == SR_CHANGE_UPDATED)
+            cache->stats.updated++;
+        else
+            cache->stats.removed++;
+    }
+    if (reason == SR_COMMIT_CLEAR)
+        cache->stats.clears++;
+    if (count_refresh) {
+        cache->stats.refreshes++;
+        cache->stats.last_refresh = sr_now();
+    }
+    pthread_mutex_unlock(&cache->stats_mu);
+    pthread_mutex_unlock(&cache->write_mu);
+
+    sr_snapshot_release(old);
+    if (next != NULL) {
+        for (size_t i = 0; i < cache->nlisteners; i++)
+            cache->listeners[i].cb(ch->v, ch->n, reason, next, cache->listeners[i].arg);
+        sr_snapshot_release(next);
+    }
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    const struct sr_svc *x = *(struct sr_svc *const *)a, *y = *(struct sr_svc *const *)b;
+    return strcmp(x->id, y->id);
+}
+
+size_t sr_cache_replace(struct sr_cache *cache, struct sr_svc **in, size_t n,
+                        struct sr_cache_diff *diff)
+{
+    struct changes ch = {0};
+    struct sr_svc **svcs = sr_calloc(n ? n : 1, sizeof(*svcs));
+    memcpy(svcs, in, n * sizeof(*svcs));
+    qsort(svcs, n, sizeof(*svcs), cmp_id);
+    /* Docker never repeats an id in one answer; if it did, keep the first. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && strcmp(svcs[m - 1]->id, svcs[i]->id) == 0)
+            sr_svc_release(svcs[i]);
+        else
+            svcs[m++] = svcs[i];
+    }
+    n = m;
+
+    pthread_mutex_lock(&cache->write_mu);
+    const struct sr_snapshot *cur = cache->current;
+    struct sr_svc **old = sr_calloc(cur->n ? cur->n : 1, sizeof(*old));
+    memcpy(old, cur->svcs, cur->n * sizeof(*old));
+    qsort(old, cur->n, sizeof(*old), cmp_id);
+
+    /* Merge the two id-sorted lists. */
+    size_t i = 0, j = 0;
+    struct sr_cache_diff d = {0};
+    while (i < cur->n || j < n) {
+        int c = i == cur->n ? 1 : j == n ? -1 : strcmp(old[i]->id, svcs[j]->id);
+        if (c < 0) {
+            changes_push(&ch, SR_CHANGE_REMOVED, old[i]);
+            d.removed++;
+            i++;
+        } else if (c > 0) {
+            changes_push(&ch, SR_CHANGE_ADDED, svcs[j]);
+            d.added++;
+            j++;
+        } else {
+            if (same_body(old[i], svcs[j])) {
+                /* Keep the cached entry: same bytes, and readers may hold it. */
+                sr_svc_release(svcs[j]);
+                svcs[j] = sr_svc_incref(old[i]);
+            } else {
+                changes_push(&ch, SR_CHANGE_UPDATED, svcs[j]);
+                d.updated++;
+            }
+            i++;
+            j++;
+        }
+    }
+    free(old);
+    if (diff)
+        *diff = d;
+    commit(cache, svcs, n, &ch, SR_COMMIT_FULL_REFRESH, 1);
+    size_t total = ch.n;
+    changes_free(&ch);
+    return total;
+}
+
+int sr_cache_upsert(struct sr_cache *cache, struct sr_svc *svc)
+{
+    struct changes ch = {0};
+    pthread_mutex_lock(&cache->write_mu);
+    const struct sr_snapshot *cur = cache->current;
+    const struct sr_svc *prev = sr_snapshot_find_id(cur, svc->id);
+    if (prev != NULL && same_body(prev, svc)) {
+        pthread_mutex_unlock(&cache->write_mu);
+        sr_svc_release(svc);
+        return 0;
+    }
+    struct sr_svc **svcs = sr_calloc(cur->n + 1, sizeof(*svcs));
+    size_t n = 0;
+    int found = prev != NULL;
+    for (size_t i = 0; i < cur->n; i++)
+        if (cur->svcs[i] != prev)
+            svcs[n++] = sr_svc_incref(cur->svcs[i]);
+    svcs[n++] = svc;
+    changes_push(&ch, found ? SR_CHANGE_UPDATED : SR_CHANGE_ADDED, svc);
+    commit(cache, svcs, n, &ch, SR_COMMIT_EVENT, 0);
+    changes_free(&ch);
+    return 1;
+}
+
+int sr_cache_remove(struct sr_cache *cache, const char *id)
+{
+    struct changes ch = {0};
+    pthread_mutex_lock(&cache->write_mu);
+    const struct sr_snapshot *cur = cache->current;
+    struct sr_svc **svcs = sr_calloc(cur->n ? cur->n : 1, sizeof(*svcs));
+    size_t n = 0;
+    for (size_t i = 0; i < cur->n; i++) {
+        if (strcmp(cur->svcs[i]->id, id) == 0)
+            changes_push(&ch, SR_CHANGE_REMOVED, cur->svcs[i]);
+        else
+            svcs[n++] = sr_svc_incref(cur->svcs[i]);
+    }
+    commit(cache, svcs, n, &ch, SR_COMMIT_EVENT, 0);
+    int removed = ch.n > 0;
+    changes_free(&ch);
+    return removed;
+}
+
+size_t sr_cache_clear(struct sr_cache *cache)
+{
+    struct changes ch = {0};
+    pthread_mutex_lock(&cache->write_mu);
+    const struct sr_snapshot *cur = cache->current;
+    for (size_t i = 0; i < cur->n; i++)
+        changes_push(&ch, SR_CHANGE_REMOVED, cur->svcs[i]);
+    size_t n = cur->n;
+    commit(cache, sr_calloc(1, sizeof(struct sr_svc *)), 0, &ch, SR_COMMIT_CLEAR, 0);
+    changes_free(&ch);
+    return n;
+}
+
+int sr_cache_add_listener(struct sr_cache *cache, sr_cache_change_cb cb, void *arg)
+{
+    if (cache->nlisteners == MAX_LISTENERS)
+        return -1;
+    cache->listeners[cache->nlisteners].cb = cb;
+    cache->listeners[cache->nlisteners].arg = arg;
+    cache->nlisteners++;
+    return 0;
+}
+
+/* ---- bookkeeping --------------------------------------------------------- */
+
+void sr_cache_set_source(struct sr_cache *cache, const struct sr_source_status *st)
+{
+    pthread_mutex_lock(&cache->stats_mu);
+    cache->stats.source = *st;
+    pthread_mutex_unlock(&cache->stats_mu);
+}
+
+void sr_cache_get_stats(struct sr_cache *cache, struct sr_cache_stats *out)
+{
+    struct sr_snapshot *s = sr_cache_acquire(cache);
+    pthread_mutex_lock(&cache->stats_mu);
+    *out = cache->stats;
+    pthread_mutex_unlock(&cache->stats_mu);
+    out->version = s->version;
+    out->services = s->n;
+    sr_snapshot_release(s);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+struct sr_cache *sr_cache_new(void)
+{
+    struct sr_cache *cache = sr_calloc(1, sizeof(*cache));
+    pthread_rwlock_init(&cache->lock, NULL);
+    pthread_mutex_init(&cache->write_mu, NULL);
+    pthread_mutex_init(&cache->stats_mu, NULL);
+    cache->current = snapshot_new(sr_calloc(1, sizeof(struct sr_svc *)), 0, 0);
+    return cache;
+}
+
+void sr_cache_free(struct sr_cache *cache)
+{
+    if (cache == NULL)
+        return;
+    sr_snapshot_release(cache->current);
+    pthread_rwlock_destroy(&cache->lock);
+    pthread_mutex_destroy(&cache->write_mu);
+    pthread_mutex_destroy(&cache->stats_mu);
+    free(cache);
+}

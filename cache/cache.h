@@ -1,0 +1,162 @@
+/* cache: the registry's in-memory state, shared by every thread.
+ *
+ * DESIGN
+ * - Services live in immutable, reference-counted snapshots. A writer builds
+ *   the next snapshot with no lock held, swaps the pointer under the write
+ *   lock, and releases the old one outside it. Readers take a reference under
+ *   the read lock (a few instructions) and never wait on Docker.
+ * - A snapshot holds each service as a struct sr_svc (itself refcounted and
+ *   immutable, so a one-service change shares the other entries), the service
+ *   list sorted by name, and pre-serialised JSON bodies the API sends as is.
+ * - Every change (service added / updated / removed, cleared) bumps the
+ *   version by one. Listeners registered with sr_cache_add_listener hear about
+ *   each commit, on the writer's thread, after the swap.
+ * - Mutable bookkeeping (counters, the Docker source status) sits apart from
+ *   snapshots behind a small mutex.
+ *
+ * Unless stated otherwise, every function is safe to call from any thread and
+ * never blocks on I/O. */
+#ifndef SR_CACHE_H
+#define SR_CACHE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sr_cache;
+struct sr_snapshot;
+struct sr_svc;
+
+/* ---- services ---------------------------------------------------------- */
+
+/* Builds a service entry from its API representation. Steals `doc`, which
+ * must be an object with string members "id" and "name"; the entry keeps it
+ * unmodified for its whole life. Returns a new reference (refs = 1), or NULL
+ * (and decrefs doc) when id or name is missing. */
+struct sr_svc *sr_svc_new(json_t *doc);
+struct sr_svc *sr_svc_incref(struct sr_svc *svc);
+void sr_svc_release(struct sr_svc *svc); /* NULL is a no-op */
+
+/* Borrowed views, valid while the caller holds a reference. */
+const char *sr_svc_id(const struct sr_svc *svc);
+const char *sr_svc_name(const struct sr_svc *svc);
+/* The API representation. Read-only: never modify or json_dumps it from a
+ * reader thread; use sr_svc_body for the bytes. */
+const json_t *sr_svc_doc(const struct sr_svc *svc);
+/* Compact JSON of the doc (no trailing newline). */
+const char *sr_svc_body(const struct sr_svc *svc, size_t *len);
+
+/* ---- snapshots (readers) ----------------------------------------------- */
+
+/* Takes a reference to the current snapshot. Never NULL. */
+struct sr_snapshot *sr_cache_acquire(struct sr_cache *cache);
+void sr_snapshot_release(struct sr_snapshot *snap); /* NULL is a no-op */
+
+uint64_t sr_snapshot_version(const struct sr_snapshot *snap);
+size_t sr_snapshot_count(const struct sr_snapshot *snap);
+/* i-th service in name order (borrowed). */
+const struct sr_svc *sr_snapshot_at(const struct sr_snapshot *snap, size_t i);
+/* Exact-name lookup (borrowed), or NULL. */
+const struct sr_svc *sr_snapshot_find(const struct sr_snapshot *snap, const char *name);
+/* Lookup by full Docker service ID (borrowed), or NULL. */
+const struct sr_svc *sr_snapshot_find_id(const struct sr_snapshot *snap, const char *id);
+/* Body of GET /services:
+ *   {"services":[...],"count":N,"cache_version":V} */
+const char *sr_snapshot_list_body(const struct sr_snapshot *snap, size_t *len);
+
+/* ---- writers ----------------------------------------------------------- */
+
+enum sr_change_kind {
+    SR_CHANGE_ADDED = 1,
+    SR_CHANGE_UPDATED = 2,
+    SR_CHANGE_REMOVED = 3,
+};
+
+struct sr_change {
+    enum sr_change_kind kind;
+    uint64_t version;         /* the revision this change got */
+    const struct sr_svc *svc; /* new entry, or the removed one (borrowed) */
+};
+
+enum sr_commit_reason {
+    SR_COMMIT_FULL_REFRESH = 1, /* sr_cache_replace */
+    SR_COMMIT_EVENT = 2,        /* sr_cache_upsert / sr_cache_remove */
+    SR_COMMIT_CLEAR = 3,        /* sr_cache_clear */
+};
+
+/* Called on the writer's thread after each commit that changed something,
+ * outside every cache lock. `changes` and the entries they point to are valid
+ * only during the call (take a reference to keep one). Must not block. */
+typedef void (*sr_cache_change_cb)(const struct sr_change *changes, size_t n,
+                                   enum sr_commit_reason reason,
+                                   const struct sr_snapshot *snap, void *arg);
+
+/* Registers a listener. Call before any writer thread starts. Returns 0, or
+ * -1 when the (small, fixed) listener table is full. */
+int sr_cache_add_listener(struct sr_cache *cache, sr_cache_change_cb cb, void *arg);
+
+struct sr_cache_diff {
+    size_t added, updated, removed;
+};
+
+/* Full refresh: the cache becomes exactly `svcs`. Steals the n references
+ * (and the array stays the caller's). Entries whose body is byte-identical to
+ * the cached one are kept as they were. Fills *diff when non-NULL. Counts one
+ * refresh and records its time. Returns the number of changes. */
+size_t sr_cache_replace(struct sr_cache *cache, struct sr_svc **svcs, size_t n,
+                        struct sr_cache_diff *diff);
+
+/* One service changed: adds it or replaces the entry with the same id
+ * (steals the reference). Returns 1 if the cache changed, 0 if identical. */
+int sr_cache_upsert(struct sr_cache *cache, struct sr_svc *svc);
+
+/* One service left (or lost its label). Returns 1 if it was cached, else 0. */
+int sr_cache_remove(struct sr_cache *cache, const char *id);
+
+/* Empties the cache. Returns how many services it held. */
+size_t sr_cache_clear(struct sr_cache *cache);
+
+/* ---- bookkeeping --------------------------------------------------------- */
+
+/* What the Docker adapter reports about its connection. The cache only
+ * stores it, so /health and /cache/stats can show it. */
+enum sr_source_state {
+    SR_SOURCE_CONNECTING = 0, /* not yet answered */
+    SR_SOURCE_CONNECTED = 1,  /* reachable, and an active swarm manager */
+    SR_SOURCE_UNREACHABLE = 2,/* socket missing, refused, timeouts */
+    SR_SOURCE_NOT_MANAGER = 3,/* reachable, but not an active swarm manager */
+    SR_SOURCE_ERROR = 4,      /* reachable, but answers we cannot use */
+};
+
+struct sr_source_status {
+    enum sr_source_state state;
+    char reason[256];      /* human-readable, "" when connected */
+    char api_version[16];  /* negotiated, e.g. "1.41", "" before */
+    char engine_version[64];
+    bool events_connected; /* the /events stream is up */
+    double last_event_time;/* Unix seconds of the last event seen, 0 if none */
+    uint64_t events_received;
+};
+
+void sr_cache_set_source(struct sr_cache *cache, const struct sr_source_status *st);
+
+struct sr_cache_stats {
+    uint64_t version;
+    size_t services;
+    uint64_t refreshes;       /* full refreshes done */
+    double last_refresh;      /* Unix seconds, 0 = never */
+    uint64_t added, updated, removed, clears;
+    struct sr_source_status source;
+};
+
+void sr_cache_get_stats(struct sr_cache *cache, struct sr_cache_stats *out);
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+struct sr_cache *sr_cache_new(void);
+/* Call after every thread using the cache has stopped. Outstanding snapshot
+ * references stay valid until released. NULL is a no-op. */
+void sr_cache_free(struct sr_cache *cache);
+
+#endif

@@ -1,0 +1,28 @@
+/* Small helpers shared by every module: allocation that aborts on OOM, time.
+ * All functions are thread-safe. */
+#ifndef SR_UTIL_H
+#define SR_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocation failures are not recoverable here: log and abort (see STYLE §5). */
+void *sr_malloc(size_t n);
+void *sr_calloc(size_t n, size_t size);
+void *sr_realloc(void *p, size_t n);
+char *sr_strdup(const char *s);
+char *sr_strndup(const char *s, size_t n);
+
+/* Wall clock as Unix seconds with a fraction. */
+double sr_now(void);
+/* Monotonic clock in seconds (for intervals and deadlines). */
+double sr_mono(void);
+
+/* Formats Unix seconds as RFC 3339 UTC ("2024-01-15T10:30:00.123Z") into buf
+ * (at least 32 bytes). Returns buf. */
+char *sr_format_time(double t, char *buf, size_t len);
+
+/* Checked decimal parse of a whole string into [min, max]. Returns 0 or -1. */
+int sr_parse_int(const char *s, long long min, long long max, long long *out);
+
+#endif

@@ -1,0 +1,86 @@
+#include "cmd/service-registry/config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "adapters/docker/docker.h"
+#include "cache/util.h"
+
+static const char *get_or(sr_getenv_fn get, void *arg, const char *name, const char *def)
+{
+    const char *v = get(name, arg);
+    return (v == NULL || *v == '\0') ? def : v;
+}
+
+static int get_uint(sr_getenv_fn get, void *arg, const char *name, const char *def, long long min,
+                    long long max, unsigned *out, char *err, size_t errlen)
+{
+    const char *v = get_or(get, arg, name, def);
+    long long x;
+    if (sr_parse_int(v, min, max, &x) != 0) {
+        snprintf(err, errlen, "invalid %s=\"%s\": expected an integer from %lld to %lld", name, v,
+                 min, max);
+        return -1;
+    }
+    *out = (unsigned)x;
+    return 0;
+}
+
+static int get_str(sr_getenv_fn get, void *arg, const char *name, const char *def, char *out,
+                   size_t outlen, char *err, size_t errlen)
+{
+    const char *v = get_or(get, arg, name, def);
+    if (strlen(v) >= outlen) {
+        snprintf(err, errlen, "invalid %s: longer than %zu characters", name, outlen - 1);
+        return -1;
+    }
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
+int sr_config_check_role(const char *role, char *err, size_t errlen)
+{
+    if (role == NULL || *role == '\0' || strcmp(role, "service-registry") == 0)
+        return 0;
+    snprintf(err, errlen, "invalid ROLE=\"%s\": this binary only runs ROLE=service-registry", role);
+    return -1;
+}
+
+int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    if (sr_config_check_role(get("ROLE", arg), err, errlen) != 0)
+        return -1;
+    if (get_str(get, arg, "HOST", "0.0.0.0", cfg->host, sizeof(cfg->host), err, errlen) != 0)
+        return -1;
+    if (get_uint(get, arg, "PORT", "5001", 1, 65535, &cfg->port, err, errlen) != 0)
+        return -1;
+    if (get_uint(get, arg, "REFRESH_INTERVAL_SEC", "30", 1, 86400, &cfg->refresh_interval_sec, err,
+                 errlen) != 0)
+        return -1;
+    if (get_uint(get, arg, "METRICS_REFRESH_INTERVAL_SEC", "60", 1, 86400,
+                 &cfg->metrics_refresh_interval_sec, err, errlen) != 0)
+        return -1;
+    if (get_str(get, arg, "DOCKER_BASE_URL", "unix:///var/run/docker.sock", cfg->docker_base_url,
+                sizeof(cfg->docker_base_url), err, errlen) != 0)
+        return -1;
+    char why[256];
+    if (sr_docker_check_url(cfg->docker_base_url, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "invalid DOCKER_BASE_URL=\"%s\": %s", cfg->docker_base_url, why);
+        return -1;
+    }
+    if (get_str(get, arg, "RABBITMQ_URL", "", cfg->rabbitmq_url, sizeof(cfg->rabbitmq_url), err,
+                errlen) != 0)
+        return -1;
+    if (get_str(get, arg, "RABBITMQ_EXCHANGE", "service-registry", cfg->rabbitmq_exchange,
+                sizeof(cfg->rabbitmq_exchange), err, errlen) != 0)
+        return -1;
+    const char *lvl = get_or(get, arg, "LOG_LEVEL", "INFO");
+    if (sr_log_parse_level(lvl, &cfg->log_level) != 0) {
+        snprintf(err, errlen,
+                 "invalid LOG_LEVEL=\"%s\": expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+                 lvl);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,30 @@
+/* Configuration from the environment (the spec's variables and defaults).
+ * Pure: reads through a getenv-like function so tests can feed it a table. */
+#ifndef SR_CONFIG_H
+#define SR_CONFIG_H
+
+#include <stddef.h>
+
+#include "cache/log.h"
+
+struct sr_config {
+    char host[256];
+    unsigned port;
+    unsigned refresh_interval_sec;
+    unsigned metrics_refresh_interval_sec;
+    char docker_base_url[1024];
+    char rabbitmq_url[1024]; /* "" = publishing off */
+    char rabbitmq_exchange[256];
+    enum sr_log_level log_level;
+};
+
+typedef const char *(*sr_getenv_fn)(const char *name, void *arg);
+
+/* Fills *cfg from the environment. Returns 0, or -1 with one line in err
+ * naming the variable, the bad value and the accepted values. */
+int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err, size_t errlen);
+
+/* ROLE must be unset, empty or "service-registry". Returns 0 or -1 + err. */
+int sr_config_check_role(const char *role, char *err, size_t errlen);
+
+#endif

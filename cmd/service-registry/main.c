@@ -1,0 +1,150 @@
+/* service-registry: configuration, logging, signals, wiring and ordered
+ * shutdown. No business logic lives here.
+ *
+ * Threads: main (signals only, via sigwait), docker (adapters/docker), api.
+ * Signals are blocked before any thread starts, so only main receives them. */
+#include <curl/curl.h>
+#include <event2/thread.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/docker/docker.h"
+#include "api/api.h"
+#include "cache/cache.h"
+#include "cache/log.h"
+#include "cmd/service-registry/config.h"
+
+#define EXIT_CONFIG 2
+#define SHUTDOWN_GRACE_MS 1500
+
+static const char usage[] =
+    "usage: service-registry [--help | --version]\n"
+    "\n"
+    "Docker Swarm discovery and metrics cache. Configured from the environment:\n"
+    "  ROLE                          must be unset or service-registry\n"
+    "  HOST                          listen address (default 0.0.0.0)\n"
+    "  PORT                          listen port, 1-65535 (default 5001)\n"
+    "  REFRESH_INTERVAL_SEC          full service refresh period (default 30)\n"
+    "  METRICS_REFRESH_INTERVAL_SEC  metrics round period (default 60)\n"
+    "  DOCKER_BASE_URL               unix:///path, tcp://host:port or http://host:port\n"
+    "                                (default unix:///var/run/docker.sock)\n"
+    "  RABBITMQ_URL                  amqp://user:pass@host:port/vhost (default: off)\n"
+    "  RABBITMQ_EXCHANGE             topic exchange (default service-registry)\n"
+    "  LOG_LEVEL                     DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)\n";
+
+static const char *env_get(const char *name, void *arg)
+{
+    (void)arg;
+    return getenv(name);
+}
+
+static int hook_resync(void *ctx, sr_api_done_cb done, void *arg)
+{
+    return sr_docker_request_resync(ctx, done, arg);
+}
+
+static int run(const struct sr_config *cfg)
+{
+    char err[512];
+    int rc = 1;
+    struct sr_docker *docker = NULL;
+    struct sr_api *api = NULL;
+    struct sr_cache *cache = sr_cache_new();
+
+    struct sr_docker_opts dopts = {
+        .base_url = cfg->docker_base_url,
+        .refresh_interval_sec = cfg->refresh_interval_sec,
+        .metrics_refresh_interval_sec = cfg->metrics_refresh_interval_sec,
+    };
+    docker = sr_docker_new(&dopts, cache, err, sizeof(err));
+    if (docker == NULL) {
+        sr_log(SR_LOG_CRITICAL, "main", "docker adapter: %s", err);
+        goto out;
+    }
+    struct sr_api_opts aopts = {
+        .host = cfg->host,
+        .port = cfg->port,
+        .refresh_interval_sec = cfg->refresh_interval_sec,
+    };
+    struct sr_api_hooks hooks = {.resync = hook_resync, .ctx = docker};
+    api = sr_api_new(&aopts, &hooks, cache, err, sizeof(err));
+    if (api == NULL) {
+        sr_log(SR_LOG_CRITICAL, "main", "%s", err);
+        goto out;
+    }
+    if (sr_api_start(api) != 0 || sr_docker_start(docker) != 0) {
+        sr_log(SR_LOG_CRITICAL, "main", "cannot start threads");
+        goto out;
+    }
+    sr_log(SR_LOG_INFO, "main", "service registry initialized: listening on %s:%u, docker %s",
+           cfg->host, sr_api_port(api), cfg->docker_base_url);
+    if (cfg->rabbitmq_url[0] != '\0')
+        sr_log(SR_LOG_WARNING, "main", "RABBITMQ_URL is set, but this build has no publisher yet");
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    sr_log(SR_LOG_INFO, "main", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = 0;
+
+out:
+    /* Reverse order of start: stop serving first, then the producer. */
+    if (api != NULL)
+        sr_api_stop(api, SHUTDOWN_GRACE_MS);
+    if (docker != NULL)
+        sr_docker_stop(docker);
+    sr_api_free(api);
+    sr_docker_free(docker);
+    sr_cache_free(cache);
+    if (rc == 0)
+        sr_log(SR_LOG_INFO, "main", "stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) {
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[1], "--version") == 0) {
+            printf("service-registry %s\n", SR_VERSION);
+            return 0;
+        }
+        fprintf(stderr, "service-registry: unknown argument '%s' (try --help)\n", argv[1]);
+        return EXIT_CONFIG;
+    }
+
+    struct sr_config cfg;
+    char err[512];
+    if (sr_config_load(&cfg, env_get, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "service-registry: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    sr_log_set_level(cfg.log_level);
+
+    /* Process-wide setup, before any thread exists. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    json_object_seed(0);
+    if (evthread_use_pthreads() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "service-registry: cannot initialise libevent/libcurl\n");
+        return 1;
+    }
+    int rc = run(&cfg);
+    curl_global_cleanup();
+    libevent_global_shutdown();
+    return rc;
+}

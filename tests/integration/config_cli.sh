@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The command line and the environment: bad values exit 2 with one line naming
+# the variable; --help/--version; log format; SIGTERM stops cleanly.
+source "$SR_SRCDIR/tests/lib/tap.sh"
+source "$SR_SRCDIR/tests/lib/registry.sh"
+
+bad_env() { # VAR VALUE
+    local err rc
+    err=$(env -i PATH="$PATH" "$1=$2" "$SR_BIN" 2>&1 >/dev/null); rc=$?
+    is "$rc" 2 "$1=$2 exits 2"
+    is "$(printf '%s\n' "$err" | wc -l)" 1 "$1=$2 prints one line"
+    [[ "$err" == *"$1"* ]]; ok $? "$1=$2 message names the variable: $err"
+}
+bad_env PORT abc
+bad_env PORT 70000
+bad_env REFRESH_INTERVAL_SEC 0
+bad_env REFRESH_INTERVAL_SEC -1
+bad_env METRICS_REFRESH_INTERVAL_SEC x
+bad_env LOG_LEVEL LOUD
+bad_env DOCKER_BASE_URL ftp://example
+bad_env ROLE autoscaler
+
+out=$("$SR_BIN" --help); ok $? "--help exits 0"
+[[ "$out" == *DOCKER_BASE_URL* ]]; ok $? "--help lists the variables"
+out=$("$SR_BIN" --version); ok $? "--version exits 0"
+[[ "$out" =~ ^service-registry\ [0-9]+\.[0-9]+\.[0-9]+$ ]]; ok $? "--version prints the version ($out)"
+"$SR_BIN" --bogus 2>/dev/null; is $? 2 "unknown argument exits 2"
+
+# Runs, logs in the spec's format, and stops on SIGTERM with exit 0 within 2 s.
+start_registry cli LOG_LEVEL=INFO
+ok $? "registry answers on 127.0.0.1:$REG_PORT"
+first=$(head -n 1 "$REG_LOG")
+[[ "$first" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\+00:00\ INFO\ role=service-registry\ logger=[a-z]+\ .+ ]]
+ok $? "log line in the spec's format: $first"
+grep -q ' DEBUG ' "$REG_LOG"; ok $((!$?)) "LOG_LEVEL=INFO filters DEBUG lines"
+
+t0=$(date +%s%N)
+kill -TERM "$REG_PID"
+wait "$REG_PID"; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+is "$rc" 0 "SIGTERM: exit status 0"
+(( ms < 2000 )); ok $? "SIGTERM: stopped in ${ms} ms (< 2000)"
+
+# SIGINT too, with a client connected (keep-alive) at the time.
+start_registry cli2
+exec 3<>/dev/tcp/127.0.0.1/"$REG_PORT"
+printf 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' >&3
+kill -INT "$REG_PID"
+wait "$REG_PID"; is $? 0 "SIGINT with an open keep-alive connection: exit 0"
+exec 3<&-
+
+done_testing

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Docker unreachable: the registry stays up, /health says so (503, unhealthy,
+# with the reason), the API still answers, and it keeps retrying.
+source "$SR_SRCDIR/tests/lib/tap.sh"
+source "$SR_SRCDIR/tests/lib/registry.sh"
+
+start_registry down DOCKER_BASE_URL="unix://$SR_TMP/no-such.sock" REFRESH_INTERVAL_SEC=1
+ok $? "registry serves with a missing docker socket"
+
+has_reason() {
+    http "http://127.0.0.1:$REG_PORT/health" >"$SR_TMP/h.json"
+    [[ $HTTP_STATUS == 503 ]] && jq -e '.status == "unhealthy" and
+        (.reasons | map(test("docker unreachable")) | any)' "$SR_TMP/h.json"
+}
+poll_until 5 has_reason; ok $? "/health: 503 unhealthy, reason 'docker unreachable'"
+diag "$(cat "$SR_TMP/h.json")"
+is "$(jq -r .docker.state "$SR_TMP/h.json")" unreachable "/health docker.state"
+
+body=$(http "http://127.0.0.1:$REG_PORT/services")
+is "$HTTP_STATUS" 200 "/services answers while docker is down"
+is "$(jq -r .count <<<"$body")" 0 "... with an empty list"
+
+# It retries (with backoff) rather than giving up: several attempts logged,
+# and the process is still alive.
+retries() { (( $(grep -c 'docker' "$REG_LOG") >= 2 )); }
+poll_until 5 retries; ok $? "retries are logged"
+kill -0 "$REG_PID"; ok $? "still running"
+
+# A TCP URL to a closed port behaves the same.
+port=$(free_port)
+start_registry down2 DOCKER_BASE_URL="tcp://127.0.0.1:$port"
+poll_until 5 has_reason; ok $? "tcp:// to a closed port: unhealthy, docker unreachable"
+done_testing

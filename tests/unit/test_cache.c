@@ -1,0 +1,148 @@
+/* cache: snapshots, diffs, versions, listeners, lookups. */
+#include "cache/cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/unit/tap.h"
+
+static struct sr_svc *svc(const char *id, const char *name, int replicas)
+{
+    return sr_svc_new(json_pack("{s:s, s:s, s:i}", "id", id, "name", name, "replicas", replicas));
+}
+
+struct seen {
+    int calls;
+    size_t added, updated, removed;
+    uint64_t last_version;
+    enum sr_commit_reason reason;
+    int versions_grow;
+};
+
+static void on_change(const struct sr_change *ch, size_t n, enum sr_commit_reason reason,
+                      const struct sr_snapshot *snap, void *arg)
+{
+    struct seen *s = arg;
+    s->calls++;
+    s->reason = reason;
+    for (size_t i = 0; i < n; i++) {
+        if (ch[i].version <= s->last_version)
+            s->versions_grow = 0;
+        s->last_version = ch[i].version;
+        if (ch[i].kind == SR_CHANGE_ADDED)
+            s->added++;
+        else if (ch[i].kind == SR_CHANGE_UPDATED)
+            s->updated++;
+        else
+            s->removed++;
+    }
+    if (sr_snapshot_version(snap) != s->last_version)
+        s->versions_grow = 0;
+}
+
+int main(void)
+{
+    struct sr_cache *c = sr_cache_new();
+    struct seen seen = {.versions_grow = 1};
+    ok(sr_cache_add_listener(c, on_change, &seen) == 0, "listener registered");
+
+    struct sr_snapshot *s0 = sr_cache_acquire(c);
+    is_int(sr_snapshot_version(s0), 0, "empty cache has version 0");
+    is_int(sr_snapshot_count(s0), 0, "empty cache has no services");
+    size_t len;
+    is_str(sr_snapshot_list_body(s0, &len), "{\"services\":[],\"count\":0,\"cache_version\":0}",
+           "empty list body");
+
+    ok(sr_svc_new(json_pack("{s:s}", "id", "x")) == NULL, "svc without name is refused");
+    ok(sr_svc_new(json_pack("{s:s,s:s}", "id", "", "name", "n")) == NULL, "empty id refused");
+
+    struct sr_svc *batch[3] = {svc("id-b", "web", 1), svc("id-a", "api", 1), svc("id-c", "db", 1)};
+    struct sr_cache_diff d;
+    is_int(sr_cache_replace(c, batch, 3, &d), 3, "first refresh: 3 changes");
+    is_int(d.added, 3, "3 added");
+    is_int(seen.calls, 1, "listener called once per commit");
+    is_int(seen.reason, SR_COMMIT_FULL_REFRESH, "reason full refresh");
+
+    is_int(sr_snapshot_version(s0), 0, "an old snapshot never changes");
+    sr_snapshot_release(s0);
+
+    struct sr_snapshot *s1 = sr_cache_acquire(c);
+    is_int(sr_snapshot_version(s1), 3, "version counts every change");
+    is_str(sr_svc_name(sr_snapshot_at(s1, 0)), "api", "sorted by name (0)");
+    is_str(sr_svc_name(sr_snapshot_at(s1, 2)), "web", "sorted by name (2)");
+    ok(sr_snapshot_find(s1, "db") != NULL, "find by name");
+    ok(sr_snapshot_find(s1, "d") == NULL, "no prefix match");
+    ok(sr_snapshot_find(s1, "zzz") == NULL, "unknown name");
+    is_str(sr_svc_id(sr_snapshot_find_id(s1, "id-c")), "id-c", "find by id");
+    const char *body = sr_snapshot_list_body(s1, &len);
+    json_error_t jerr;
+    json_t *parsed = json_loadb(body, len, 0, &jerr);
+    ok(parsed != NULL, "list body is JSON");
+    is_int(json_integer_value(json_object_get(parsed, "count")), 3, "list body count");
+    is_int(json_integer_value(json_object_get(parsed, "cache_version")), 3, "list body version");
+    is_str(json_string_value(json_object_get(json_array_get(json_object_get(parsed, "services"), 0),
+                                             "name")),
+           "api", "list body first service");
+    json_decref(parsed);
+
+    /* Same content again: no change, same entries kept. */
+    const struct sr_svc *api_before = sr_snapshot_find(s1, "api");
+    struct sr_svc *same[3] = {svc("id-a", "api", 1), svc("id-b", "web", 1), svc("id-c", "db", 1)};
+    is_int(sr_cache_replace(c, same, 3, &d), 0, "identical refresh: no change");
+    is_int(seen.calls, 1, "no listener call without change");
+    struct sr_snapshot *s2 = sr_cache_acquire(c);
+    ok(s2 == s1, "identical refresh keeps the snapshot");
+    ok(sr_snapshot_find(s2, "api") == api_before, "entries are shared");
+    sr_snapshot_release(s2);
+
+    /* Update one, remove one, add one. */
+    struct sr_svc *next[3] = {svc("id-a", "api", 2), svc("id-b", "web", 1), svc("id-d", "cache", 1)};
+    is_int(sr_cache_replace(c, next, 3, &d), 3, "mixed refresh: 3 changes");
+    ok(d.added == 1 && d.updated == 1 && d.removed == 1, "diff counts 1/1/1");
+    struct sr_snapshot *s3 = sr_cache_acquire(c);
+    is_int(sr_snapshot_version(s3), 6, "version 6");
+    ok(sr_snapshot_find(s3, "db") == NULL, "removed service gone");
+    ok(sr_snapshot_find(s3, "web") == sr_snapshot_find(s1, "web"), "unchanged entry shared");
+    is_int(json_integer_value(json_object_get(sr_svc_doc(sr_snapshot_find(s3, "api")), "replicas")),
+           2, "updated entry has new content");
+    ok(sr_snapshot_find(s1, "db") != NULL, "old snapshot still intact");
+    sr_snapshot_release(s1);
+    sr_snapshot_release(s3);
+
+    /* Single-service writes. */
+    is_int(sr_cache_upsert(c, svc("id-a", "api", 2)), 0, "upsert identical: no change");
+    is_int(sr_cache_upsert(c, svc("id-a", "api", 5)), 1, "upsert changed");
+    is_int(seen.reason, SR_COMMIT_EVENT, "reason event");
+    is_int(sr_cache_upsert(c, svc("id-e", "new", 1)), 1, "upsert new");
+    is_int(sr_cache_remove(c, "id-zzz"), 0, "remove unknown: no change");
+    is_int(sr_cache_remove(c, "id-b"), 1, "remove known");
+    struct sr_cache_stats st;
+    sr_cache_get_stats(c, &st);
+    is_int(st.version, 9, "stats version");
+    is_int(st.services, 3, "stats services");
+    is_int(st.added, 5, "stats added");
+    is_int(st.updated, 2, "stats updated");
+    is_int(st.removed, 2, "stats removed");
+    is_int(st.refreshes, 3, "stats refreshes");
+    ok(st.last_refresh > 0, "last refresh recorded");
+
+    is_int(sr_cache_clear(c), 3, "clear returns count");
+    is_int(seen.reason, SR_COMMIT_CLEAR, "reason clear");
+    sr_cache_get_stats(c, &st);
+    is_int(st.services, 0, "cleared");
+    is_int(st.version, 12, "clear bumps version per service");
+    is_int(st.clears, 1, "clears counted");
+    is_int(sr_cache_clear(c), 0, "clear of empty cache");
+    ok(seen.versions_grow, "versions seen by listener only grow");
+    is_int(seen.added + seen.updated + seen.removed, 12, "listener saw every change");
+
+    struct sr_source_status src = {.state = SR_SOURCE_UNREACHABLE};
+    strcpy(src.reason, "connect failed");
+    sr_cache_set_source(c, &src);
+    sr_cache_get_stats(c, &st);
+    is_int(st.source.state, SR_SOURCE_UNREACHABLE, "source state stored");
+    is_str(st.source.reason, "connect failed", "source reason stored");
+
+    sr_cache_free(c);
+    return tap_done();
+}

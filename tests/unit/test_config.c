@@ -1,0 +1,77 @@
+/* Configuration parsing: defaults and every bad case from the issue. */
+#include "cmd/service-registry/config.h"
+
+#include <string.h>
+
+#include "tests/unit/tap.h"
+
+/* A tiny environment: NULL-terminated name/value pairs. */
+static const char *table_get(const char *name, void *arg)
+{
+    const char **kv = arg;
+    for (; kv[0] != NULL; kv += 2)
+        if (strcmp(kv[0], name) == 0)
+            return kv[1];
+    return NULL;
+}
+
+static int load(const char **env, struct sr_config *cfg, char *err)
+{
+    return sr_config_load(cfg, table_get, env, err, 512);
+}
+
+static void bad(const char *name, const char *value, const char *must_mention)
+{
+    const char *env[] = {name, value, NULL};
+    struct sr_config cfg;
+    char err[512] = "";
+    char title[128];
+    snprintf(title, sizeof(title), "%s=%s is refused", name, value);
+    ok(load(env, &cfg, err) == -1, title);
+    snprintf(title, sizeof(title), "%s=%s: message names the variable", name, value);
+    ok(strstr(err, name) != NULL, title);
+    snprintf(title, sizeof(title), "%s=%s: message gives accepted values", name, value);
+    if (!ok(strstr(err, must_mention) != NULL, title))
+        printf("#   message: %s\n", err);
+    ok(strchr(err, '\n') == NULL, "one line");
+}
+
+int main(void)
+{
+    struct sr_config cfg;
+    char err[512];
+    const char *none[] = {NULL};
+    ok(load(none, &cfg, err) == 0, "defaults load");
+    is_str(cfg.host, "0.0.0.0", "HOST default");
+    is_int(cfg.port, 5001, "PORT default");
+    is_int(cfg.refresh_interval_sec, 30, "REFRESH_INTERVAL_SEC default");
+    is_int(cfg.metrics_refresh_interval_sec, 60, "METRICS_REFRESH_INTERVAL_SEC default");
+    is_str(cfg.docker_base_url, "unix:///var/run/docker.sock", "DOCKER_BASE_URL default");
+    is_str(cfg.rabbitmq_url, "", "RABBITMQ_URL default (off)");
+    is_str(cfg.rabbitmq_exchange, "service-registry", "RABBITMQ_EXCHANGE default");
+    is_int(cfg.log_level, SR_LOG_INFO, "LOG_LEVEL default");
+
+    const char *set[] = {"PORT", "8080", "HOST", "127.0.0.1", "REFRESH_INTERVAL_SEC", "5",
+                         "LOG_LEVEL", "debug", "DOCKER_BASE_URL", "tcp://127.0.0.1:2375",
+                         "ROLE", "service-registry", NULL};
+    ok(load(set, &cfg, err) == 0, "explicit values load");
+    is_int(cfg.port, 8080, "PORT parsed");
+    is_str(cfg.host, "127.0.0.1", "HOST parsed");
+    is_int(cfg.refresh_interval_sec, 5, "REFRESH_INTERVAL_SEC parsed");
+    is_int(cfg.log_level, SR_LOG_DEBUG, "LOG_LEVEL case-insensitive");
+
+    bad("PORT", "abc", "1 to 65535");
+    bad("PORT", "70000", "1 to 65535");
+    bad("PORT", "0", "1 to 65535");
+    bad("PORT", "80x", "1 to 65535");
+    bad("REFRESH_INTERVAL_SEC", "0", "1 to");
+    bad("REFRESH_INTERVAL_SEC", "-1", "1 to");
+    bad("METRICS_REFRESH_INTERVAL_SEC", "ten", "1 to");
+    bad("LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL");
+    bad("DOCKER_BASE_URL", "ftp://x", "unix://");
+    bad("ROLE", "autoscaler", "service-registry");
+
+    ok(sr_config_check_role(NULL, err, sizeof(err)) == 0, "ROLE unset is fine");
+    ok(sr_config_check_role("", err, sizeof(err)) == 0, "ROLE empty is fine");
+    return tap_done();
+}

@@ -13,10 +13,12 @@
 
 #define MAX_LISTENERS 8
 
+/* One immutable, refcounted JSON document with its bytes: a service record,
+ * or the metrics of one service (then id/name are the service's). */
 struct sr_svc {
     atomic_uint refs;
-    const char *id;   /* borrowed from doc */
-    const char *name; /* borrowed from doc */
+    char *id;
+    char *name;
     json_t *doc;
     char *body;
     size_t body_len;
@@ -27,8 +29,18 @@ struct sr_snapshot {
     uint64_t version;
     size_t n;
     struct sr_svc **svcs; /* sorted by name */
+    size_t nmets;
+    struct sr_svc **mets; /* metrics of cached services, sorted by name */
     char *list_body;
     size_t list_len;
+};
+
+/* The next snapshot's content while a writer builds it (owns its refs). */
+struct draft {
+    struct sr_svc **svcs;
+    size_t n;
+    struct sr_svc **mets;
+    size_t nmets;
 };
 
 struct listener {
@@ -48,24 +60,28 @@ struct sr_cache {
 
 /* ---- services ---------------------------------------------------------- */
 
-struct sr_svc *sr_svc_new(json_t *doc)
+static struct sr_svc *entry_new(const char *id, const char *name, json_t *doc)
 {
-    const char *id = json_string_value(json_object_get(doc, "id"));
-    const char *name = json_string_value(json_object_get(doc, "name"));
-    if (id == NULL || name == NULL || *id == '\0' || *name == '\0') {
+    if (id == NULL || name == NULL || *id == '\0' || *name == '\0' || !json_is_object(doc)) {
         json_decref(doc);
         return NULL;
     }
     struct sr_svc *svc = sr_calloc(1, sizeof(*svc));
     atomic_init(&svc->refs, 1);
     svc->doc = doc;
-    svc->id = id;
-    svc->name = name;
+    svc->id = sr_strdup(id);
+    svc->name = sr_strdup(name);
     svc->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (svc->body == NULL)
         abort(); /* only fails on OOM */
     svc->body_len = strlen(svc->body);
     return svc;
+}
+
+struct sr_svc *sr_svc_new(json_t *doc)
+{
+    return entry_new(json_string_value(json_object_get(doc, "id")),
+                     json_string_value(json_object_get(doc, "name")), doc);
 }
 
 struct sr_svc *sr_svc_incref(struct sr_svc *svc)
@@ -82,6 +98,8 @@ void sr_svc_release(struct sr_svc *svc)
         return;
     json_decref(svc->doc);
     free(svc->body);
+    free(svc->id);
+    free(svc->name);
     free(svc);
 }
 
@@ -121,17 +139,23 @@ static int cmp_name(const void *a, const void *b)
     return c ? c : strcmp(x->id, y->id);
 }
 
-/* Takes ownership of svcs (the array and its references); sorts it and
+/* Takes ownership of the draft's arrays and references; sorts them and
  * serialises the list body without re-encoding each service. */
-static struct sr_snapshot *snapshot_new(struct sr_svc **svcs, size_t n, uint64_t version)
+static struct sr_snapshot *snapshot_new(struct draft *d, uint64_t version)
 {
     struct sr_snapshot *s = sr_calloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
     s->version = version;
-    s->n = n;
-    s->svcs = svcs;
+    s->n = d->n;
+    s->svcs = d->svcs;
+    s->nmets = d->nmets;
+    s->mets = d->mets;
+    size_t n = d->n;
+    struct sr_svc **svcs = d->svcs;
     if (n > 1)
         qsort(svcs, n, sizeof(*svcs), cmp_name);
+    if (s->nmets > 1)
+        qsort(s->mets, s->nmets, sizeof(*s->mets), cmp_name);
 
     size_t cap = 96;
     for (size_t i = 0; i < n; i++)
@@ -154,11 +178,20 @@ static struct sr_snapshot *snapshot_new(struct sr_svc **svcs, size_t n, uint64_t
     return s;
 }
 
+static void draft_free(struct draft *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        sr_svc_release(d->svcs[i]);
+    for (size_t i = 0; i < d->nmets; i++)
+        sr_svc_release(d->mets[i]);
+    free(d->svcs);
+    free(d->mets);
+}
+
 static void snapshot_free(struct sr_snapshot *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        sr_svc_release(s->svcs[i]);
-    free(s->svcs);
+    struct draft d = {s->svcs, s->n, s->mets, s->nmets};
+    draft_free(&d);
     free(s->list_body);
     free(s);
 }
@@ -195,20 +228,35 @@ const struct sr_svc *sr_snapshot_at(const struct sr_snapshot *snap, size_t i)
     return i < snap->n ? snap->svcs[i] : NULL;
 }
 
-const struct sr_svc *sr_snapshot_find(const struct sr_snapshot *snap, const char *name)
+static const struct sr_svc *find_name(struct sr_svc *const *v, size_t n, const char *name)
 {
-    size_t lo = 0, hi = snap->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(snap->svcs[mid]->name, name);
+        int c = strcmp(v[mid]->name, name);
         if (c == 0)
-            return snap->svcs[mid];
+            return v[mid];
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     return NULL;
+}
+
+const struct sr_svc *sr_snapshot_find(const struct sr_snapshot *snap, const char *name)
+{
+    return find_name(snap->svcs, snap->n, name);
+}
+
+const struct sr_svc *sr_snapshot_metrics(const struct sr_snapshot *snap, const char *name)
+{
+    return find_name(snap->mets, snap->nmets, name);
+}
+
+size_t sr_snapshot_metrics_count(const struct sr_snapshot *snap)
+{
+    return snap->nmets;
 }
 
 const struct sr_svc *sr_snapshot_find_id(const struct sr_snapshot *snap, const char *id)
@@ -254,10 +302,10 @@ static void changes_free(struct changes *c)
 }
 
 /* Called with write_mu held. Numbers the changes, builds and swaps in the
- * new snapshot (taking ownership of svcs), updates the stats, and tells the
- * listeners. Releases write_mu before notifying, so a listener may read the
- * cache (but must not write to it). */
-static void commit(struct sr_cache *cache, struct sr_svc **svcs, size_t n, struct changes *ch,
+ * new snapshot (taking ownership of the draft), updates the stats, and tells
+ * the listeners. Releases write_mu before notifying, so a listener may read
+ * the cache (but must not write to it). */
+static void commit(struct sr_cache *cache, struct draft *d, struct changes *ch,
                    enum sr_commit_reason reason, int count_refresh)
 {
     struct sr_snapshot *old = cache->current;
@@ -267,26 +315,32 @@ static void commit(struct sr_cache *cache, struct sr_svc **svcs, size_t n, struc
 
     struct sr_snapshot *next = NULL;
     if (ch->n > 0) {
-        next = snapshot_new(svcs, n, version);
+        next = snapshot_new(d, version);
         atomic_fetch_add_explicit(&next->refs, 1, memory_order_relaxed); /* for listeners */
         pthread_rwlock_wrlock(&cache->lock);
         cache->current = next;
         pthread_rwlock_unlock(&cache->lock);
     } else {
-        for (size_t i = 0; i < n; i++)
-            sr_svc_release(svcs[i]);
-        free(svcs);
+        draft_free(d);
         old = NULL;
     }
 
     pthread_mutex_lock(&cache->stats_mu);
     for (size_t i = 0; i < ch->n; i++) {
-        if (ch->v[i].kind == SR_CHANGE_ADDED)
+        switch (ch->v[i].kind) {
+        case SR_CHANGE_ADDED:
             cache->stats.added++;
-        else if (ch->v[i].kind == SR_CHANGE_UPDATED)
+            break;
+        case SR_CHANGE_UPDATED:
             cache->stats.updated++;
-        else
+            break;
+        case SR_CHANGE_REMOVED:
             cache->stats.removed++;
+            break;
+        case SR_CHANGE_METRICS:
+            cache->stats.metrics_updates++;
+            break;
+        }
     }
     if (reason == SR_COMMIT_CLEAR)
         cache->stats.clears++;
@@ -311,22 +365,46 @@ static int cmp_id(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+/* Copies into d the current metrics of every service d keeps (by id).
+ * d->svcs must be sorted by id. */
+static void carry_metrics(const struct sr_snapshot *cur, struct draft *d)
+{
+    d->mets = sr_calloc(cur->nmets ? cur->nmets : 1, sizeof(*d->mets));
+    d->nmets = 0;
+    for (size_t i = 0; i < cur->nmets; i++) {
+        struct sr_svc *m = cur->mets[i];
+        struct sr_svc key = {.id = m->id}, *kp = &key;
+        if (bsearch(&kp, d->svcs, d->n, sizeof(*d->svcs), cmp_id) != NULL)
+            d->mets[d->nmets++] = sr_svc_incref(m);
+    }
+}
+
+/* A draft holding every current service except the one with `skip_id`. */
+static void draft_from(const struct sr_snapshot *cur, const char *skip_id, size_t extra,
+                       struct draft *d)
+{
+    d->svcs = sr_calloc(cur->n + extra + 1, sizeof(*d->svcs));
+    d->n = 0;
+    for (size_t i = 0; i < cur->n; i++)
+        if (skip_id == NULL || strcmp(cur->svcs[i]->id, skip_id) != 0)
+            d->svcs[d->n++] = sr_svc_incref(cur->svcs[i]);
+}
+
 size_t sr_cache_replace(struct sr_cache *cache, struct sr_svc **in, size_t n,
                         struct sr_cache_diff *diff)
 {
     struct changes ch = {0};
-    struct sr_svc **svcs = sr_calloc(n ? n : 1, sizeof(*svcs));
-    memcpy(svcs, in, n * sizeof(*svcs));
-    qsort(svcs, n, sizeof(*svcs), cmp_id);
+    struct draft d = {0};
+    d.svcs = sr_calloc(n ? n : 1, sizeof(*d.svcs));
+    memcpy(d.svcs, in, n * sizeof(*d.svcs));
+    qsort(d.svcs, n, sizeof(*d.svcs), cmp_id);
     /* Docker never repeats an id in one answer; if it did, keep the first. */
-    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (m > 0 && strcmp(svcs[m - 1]->id, svcs[i]->id) == 0)
-            sr_svc_release(svcs[i]);
+        if (d.n > 0 && strcmp(d.svcs[d.n - 1]->id, d.svcs[i]->id) == 0)
+            sr_svc_release(d.svcs[i]);
         else
-            svcs[m++] = svcs[i];
+            d.svcs[d.n++] = d.svcs[i];
     }
-    n = m;
 
     pthread_mutex_lock(&cache->write_mu);
     const struct sr_snapshot *cur = cache->current;
@@ -336,34 +414,35 @@ size_t sr_cache_replace(struct sr_cache *cache, struct sr_svc **in, size_t n,
 
     /* Merge the two id-sorted lists. */
     size_t i = 0, j = 0;
-    struct sr_cache_diff d = {0};
-    while (i < cur->n || j < n) {
-        int c = i == cur->n ? 1 : j == n ? -1 : strcmp(old[i]->id, svcs[j]->id);
+    struct sr_cache_diff df = {0};
+    while (i < cur->n || j < d.n) {
+        int c = i == cur->n ? 1 : j == d.n ? -1 : strcmp(old[i]->id, d.svcs[j]->id);
         if (c < 0) {
             changes_push(&ch, SR_CHANGE_REMOVED, old[i]);
-            d.removed++;
+            df.removed++;
             i++;
         } else if (c > 0) {
-            changes_push(&ch, SR_CHANGE_ADDED, svcs[j]);
-            d.added++;
+            changes_push(&ch, SR_CHANGE_ADDED, d.svcs[j]);
+            df.added++;
             j++;
         } else {
-            if (same_body(old[i], svcs[j])) {
+            if (same_body(old[i], d.svcs[j])) {
                 /* Keep the cached entry: same bytes, and readers may hold it. */
-                sr_svc_release(svcs[j]);
-                svcs[j] = sr_svc_incref(old[i]);
+                sr_svc_release(d.svcs[j]);
+                d.svcs[j] = sr_svc_incref(old[i]);
             } else {
-                changes_push(&ch, SR_CHANGE_UPDATED, svcs[j]);
-                d.updated++;
+                changes_push(&ch, SR_CHANGE_UPDATED, d.svcs[j]);
+                df.updated++;
             }
             i++;
             j++;
         }
     }
     free(old);
+    carry_metrics(cur, &d);
     if (diff)
-        *diff = d;
-    commit(cache, svcs, n, &ch, SR_COMMIT_FULL_REFRESH, 1);
+        *diff = df;
+    commit(cache, &d, &ch, SR_COMMIT_FULL_REFRESH, 1);
     size_t total = ch.n;
     changes_free(&ch);
     return total;
@@ -372,6 +451,7 @@ size_t sr_cache_replace(struct sr_cache *cache, struct sr_svc **in, size_t n,
 int sr_cache_upsert(struct sr_cache *cache, struct sr_svc *svc)
 {
     struct changes ch = {0};
+    struct draft d;
     pthread_mutex_lock(&cache->write_mu);
     const struct sr_snapshot *cur = cache->current;
     const struct sr_svc *prev = sr_snapshot_find_id(cur, svc->id);
@@ -380,15 +460,12 @@ int sr_cache_upsert(struct sr_cache *cache, struct sr_svc *svc)
         sr_svc_release(svc);
         return 0;
     }
-    struct sr_svc **svcs = sr_calloc(cur->n + 1, sizeof(*svcs));
-    size_t n = 0;
-    int found = prev != NULL;
-    for (size_t i = 0; i < cur->n; i++)
-        if (cur->svcs[i] != prev)
-            svcs[n++] = sr_svc_incref(cur->svcs[i]);
-    svcs[n++] = svc;
-    changes_push(&ch, found ? SR_CHANGE_UPDATED : SR_CHANGE_ADDED, svc);
-    commit(cache, svcs, n, &ch, SR_COMMIT_EVENT, 0);
+    draft_from(cur, svc->id, 1, &d);
+    d.svcs[d.n++] = svc;
+    qsort(d.svcs, d.n, sizeof(*d.svcs), cmp_id);
+    carry_metrics(cur, &d);
+    changes_push(&ch, prev != NULL ? SR_CHANGE_UPDATED : SR_CHANGE_ADDED, svc);
+    commit(cache, &d, &ch, SR_COMMIT_EVENT, 0);
     changes_free(&ch);
     return 1;
 }
@@ -396,20 +473,21 @@ int sr_cache_upsert(struct sr_cache *cache, struct sr_svc *svc)
 int sr_cache_remove(struct sr_cache *cache, const char *id)
 {
     struct changes ch = {0};
+    struct draft d;
     pthread_mutex_lock(&cache->write_mu);
     const struct sr_snapshot *cur = cache->current;
-    struct sr_svc **svcs = sr_calloc(cur->n ? cur->n : 1, sizeof(*svcs));
-    size_t n = 0;
-    for (size_t i = 0; i < cur->n; i++) {
-        if (strcmp(cur->svcs[i]->id, id) == 0)
-            changes_push(&ch, SR_CHANGE_REMOVED, cur->svcs[i]);
-        else
-            svcs[n++] = sr_svc_incref(cur->svcs[i]);
+    const struct sr_svc *prev = sr_snapshot_find_id(cur, id);
+    if (prev == NULL) {
+        pthread_mutex_unlock(&cache->write_mu);
+        return 0;
     }
-    commit(cache, svcs, n, &ch, SR_COMMIT_EVENT, 0);
-    int removed = ch.n > 0;
+    changes_push(&ch, SR_CHANGE_REMOVED, (struct sr_svc *)prev);
+    draft_from(cur, id, 0, &d);
+    qsort(d.svcs, d.n, sizeof(*d.svcs), cmp_id);
+    carry_metrics(cur, &d);
+    commit(cache, &d, &ch, SR_COMMIT_EVENT, 0);
     changes_free(&ch);
-    return removed;
+    return 1;
 }
 
 size_t sr_cache_clear(struct sr_cache *cache)
@@ -420,9 +498,41 @@ size_t sr_cache_clear(struct sr_cache *cache)
     for (size_t i = 0; i < cur->n; i++)
         changes_push(&ch, SR_CHANGE_REMOVED, cur->svcs[i]);
     size_t n = cur->n;
-    commit(cache, sr_calloc(1, sizeof(struct sr_svc *)), 0, &ch, SR_COMMIT_CLEAR, 0);
+    struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
+                      .mets = sr_calloc(1, sizeof(struct sr_svc *))};
+    commit(cache, &d, &ch, SR_COMMIT_CLEAR, 0);
     changes_free(&ch);
     return n;
+}
+
+int sr_cache_set_metrics(struct sr_cache *cache, const char *service_id, json_t *doc)
+{
+    struct changes ch = {0};
+    struct draft d;
+    pthread_mutex_lock(&cache->write_mu);
+    const struct sr_snapshot *cur = cache->current;
+    const struct sr_svc *svc = sr_snapshot_find_id(cur, service_id);
+    if (svc == NULL) { /* left the cache meanwhile: nothing to attach it to */
+        pthread_mutex_unlock(&cache->write_mu);
+        json_decref(doc);
+        return 0;
+    }
+    struct sr_svc *m = entry_new(svc->id, svc->name, doc);
+    if (m == NULL) {
+        pthread_mutex_unlock(&cache->write_mu);
+        return -1;
+    }
+    draft_from(cur, NULL, 0, &d);
+    d.mets = sr_calloc(cur->nmets + 1, sizeof(*d.mets));
+    d.nmets = 0;
+    for (size_t i = 0; i < cur->nmets; i++)
+        if (strcmp(cur->mets[i]->id, service_id) != 0)
+            d.mets[d.nmets++] = sr_svc_incref(cur->mets[i]);
+    d.mets[d.nmets++] = m;
+    changes_push(&ch, SR_CHANGE_METRICS, m);
+    commit(cache, &d, &ch, SR_COMMIT_METRICS, 0);
+    changes_free(&ch);
+    return 1;
 }
 
 int sr_cache_add_listener(struct sr_cache *cache, sr_cache_change_cb cb, void *arg)
@@ -452,6 +562,7 @@ void sr_cache_get_stats(struct sr_cache *cache, struct sr_cache_stats *out)
     pthread_mutex_unlock(&cache->stats_mu);
     out->version = s->version;
     out->services = s->n;
+    out->metrics = s->nmets;
     sr_snapshot_release(s);
 }
 
@@ -463,7 +574,9 @@ struct sr_cache *sr_cache_new(void)
     pthread_rwlock_init(&cache->lock, NULL);
     pthread_mutex_init(&cache->write_mu, NULL);
     pthread_mutex_init(&cache->stats_mu, NULL);
-    cache->current = snapshot_new(sr_calloc(1, sizeof(struct sr_svc *)), 0, 0);
+    struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
+                      .mets = sr_calloc(1, sizeof(struct sr_svc *))};
+    cache->current = snapshot_new(&d, 0);
     return cache;
 }
 

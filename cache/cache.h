@@ -61,6 +61,10 @@ const struct sr_svc *sr_snapshot_at(const struct sr_snapshot *snap, size_t i);
 const struct sr_svc *sr_snapshot_find(const struct sr_snapshot *snap, const char *name);
 /* Lookup by full Docker service ID (borrowed), or NULL. */
 const struct sr_svc *sr_snapshot_find_id(const struct sr_snapshot *snap, const char *id);
+/* Metrics of the service with that exact name (borrowed), or NULL. The
+ * entry's doc/body are the metrics document; its id/name are the service's. */
+const struct sr_svc *sr_snapshot_metrics(const struct sr_snapshot *snap, const char *name);
+size_t sr_snapshot_metrics_count(const struct sr_snapshot *snap);
 /* Body of GET /services:
  *   {"services":[...],"count":N,"cache_version":V} */
 const char *sr_snapshot_list_body(const struct sr_snapshot *snap, size_t *len);
@@ -71,6 +75,7 @@ enum sr_change_kind {
     SR_CHANGE_ADDED = 1,
     SR_CHANGE_UPDATED = 2,
     SR_CHANGE_REMOVED = 3,
+    SR_CHANGE_METRICS = 4, /* svc is the new metrics entry */
 };
 
 struct sr_change {
@@ -83,6 +88,7 @@ enum sr_commit_reason {
     SR_COMMIT_FULL_REFRESH = 1, /* sr_cache_replace */
     SR_COMMIT_EVENT = 2,        /* sr_cache_upsert / sr_cache_remove */
     SR_COMMIT_CLEAR = 3,        /* sr_cache_clear */
+    SR_COMMIT_METRICS = 4,      /* sr_cache_set_metrics */
 };
 
 /* Called on the writer's thread after each commit that changed something,
@@ -114,8 +120,17 @@ int sr_cache_upsert(struct sr_cache *cache, struct sr_svc *svc);
 /* One service left (or lost its label). Returns 1 if it was cached, else 0. */
 int sr_cache_remove(struct sr_cache *cache, const char *id);
 
-/* Empties the cache. Returns how many services it held. */
+/* Empties the cache (services and their metrics). Returns how many services
+ * it held. */
 size_t sr_cache_clear(struct sr_cache *cache);
+
+/* Replaces the metrics of the cached service `service_id` with `doc`
+ * (stolen). Metrics follow their service: they leave with it, and a removed
+ * or clear()ed service loses them. Returns 1 if stored, 0 when the service is
+ * not cached (doc dropped), -1 if doc is not an object. Every call is one
+ * change (SR_CHANGE_METRICS), even when the numbers are the same, since the
+ * sample time moved. */
+int sr_cache_set_metrics(struct sr_cache *cache, const char *service_id, json_t *doc);
 
 /* ---- bookkeeping --------------------------------------------------------- */
 
@@ -144,6 +159,8 @@ void sr_cache_set_source(struct sr_cache *cache, const struct sr_source_status *
 struct sr_cache_stats {
     uint64_t version;
     size_t services;
+    size_t metrics;           /* services with a metrics entry */
+    uint64_t metrics_updates; /* sr_cache_set_metrics calls stored */
     uint64_t refreshes;       /* full refreshes done */
     double last_refresh;      /* Unix seconds, 0 = never */
     uint64_t added, updated, removed, clears;

@@ -15,11 +15,22 @@ free_port() {
 # deadline passes. Returns CMD's last status.
 poll_until() {
     local deadline=$1; shift
-    local end=$(( $(date +%s%N) + deadline * 1000000000 ))
+    poll_ms $((deadline * 1000)) 50 "$@"
+}
+
+# poll_ms DEADLINE_MS STEP_MS CMD...: the same with millisecond bounds. Sets
+# POLL_MS to the time it took.
+poll_ms() {
+    local deadline=$1 step=$2; shift 2
+    local start end now
+    start=$(date +%s%N); end=$(( start + deadline * 1000000 ))
     while :; do
-        "$@" >/dev/null 2>&1 && return 0
-        (( $(date +%s%N) > end )) && return 1
-        sleep 0.05
+        if "$@" >/dev/null 2>&1; then
+            POLL_MS=$(( ($(date +%s%N) - start) / 1000000 )); return 0
+        fi
+        now=$(date +%s%N)
+        if (( now > end )); then POLL_MS=$(( (now - start) / 1000000 )); return 1; fi
+        sleep "0.$(printf '%03d' "$step")"
     done
 }
 

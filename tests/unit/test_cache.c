@@ -144,5 +144,47 @@ int main(void)
     is_str(st.source.reason, "connect failed", "source reason stored");
 
     sr_cache_free(c);
+
+    /* Metrics follow their service. */
+    c = sr_cache_new();
+    struct sr_svc *two[2] = {svc("m-1", "alpha", 1), svc("m-2", "beta", 1)};
+    sr_cache_replace(c, two, 2, NULL);
+    is_int(sr_cache_set_metrics(c, "nope", json_pack("{s:i}", "cpu", 1)), 0,
+           "metrics for an unknown service are dropped");
+    is_int(sr_cache_set_metrics(c, "m-1", json_pack("{s:i}", "cpu", 42)), 1, "metrics stored");
+    is_int(sr_cache_set_metrics(c, "m-2", json_pack("{s:i}", "cpu", 7)), 1, "metrics stored (2)");
+    struct sr_snapshot *ms = sr_cache_acquire(c);
+    is_int(sr_snapshot_version(ms), 4, "each metrics update is a change");
+    is_int(sr_snapshot_metrics_count(ms), 2, "two metrics entries");
+    const struct sr_svc *m = sr_snapshot_metrics(ms, "alpha");
+    ok(m != NULL, "metrics found by service name");
+    is_str(sr_svc_body(m, NULL), "{\"cpu\":42}", "metrics body");
+    is_str(sr_svc_id(m), "m-1", "metrics entry carries the service id");
+    ok(sr_snapshot_metrics(ms, "gamma") == NULL, "no metrics for unknown name");
+    sr_snapshot_release(ms);
+    sr_cache_upsert(c, svc("m-2", "beta", 3));
+    ms = sr_cache_acquire(c);
+    ok(sr_snapshot_metrics(ms, "alpha") != NULL && sr_snapshot_metrics(ms, "beta") != NULL,
+       "metrics survive an update of the service");
+    sr_snapshot_release(ms);
+    sr_cache_remove(c, "m-1");
+    ms = sr_cache_acquire(c);
+    ok(sr_snapshot_metrics(ms, "alpha") == NULL, "metrics leave with their service");
+    is_int(sr_snapshot_metrics_count(ms), 1, "one metrics entry left");
+    sr_snapshot_release(ms);
+    sr_cache_get_stats(c, &st);
+    is_int(st.metrics, 1, "stats count metrics entries");
+    is_int(st.metrics_updates, 2, "stats count metrics updates");
+    struct sr_svc *none[1];
+    sr_cache_replace(c, none, 0, NULL);
+    sr_cache_get_stats(c, &st);
+    is_int(st.metrics, 0, "a full refresh without the service drops its metrics");
+    struct sr_svc *back[1] = {svc("m-2", "beta", 3)};
+    sr_cache_replace(c, back, 1, NULL);
+    sr_cache_set_metrics(c, "m-2", json_pack("{s:i}", "cpu", 1));
+    sr_cache_clear(c);
+    sr_cache_get_stats(c, &st);
+    is_int(st.metrics, 0, "clear drops metrics");
+    sr_cache_free(c);
     return tap_done();
 }

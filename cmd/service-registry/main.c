@@ -17,12 +17,13 @@
 #include "cache/cache.h"
 #include "cache/log.h"
 #include "cmd/service-registry/config.h"
+#include "cmd/service-registry/healthcheck.h"
 
 #define EXIT_CONFIG 2
 #define SHUTDOWN_GRACE_MS 1500
 
 static const char usage[] =
-    "usage: service-registry [--help | --version]\n"
+    "usage: service-registry [--help | --version | healthcheck]\n"
     "\n"
     "Docker Swarm discovery and metrics cache. Configured from the environment:\n"
     "  ROLE                          must be unset or service-registry\n"
@@ -34,7 +35,9 @@ static const char usage[] =
     "                                (default unix:///var/run/docker.sock)\n"
     "  RABBITMQ_URL                  amqp://user:pass@host:port/vhost (default: off)\n"
     "  RABBITMQ_EXCHANGE             topic exchange (default service-registry)\n"
-    "  LOG_LEVEL                     DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)\n";
+    "  LOG_LEVEL                     DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)\n"
+    "\n"
+    "healthcheck: GET /health on 127.0.0.1:$PORT; exit 0 if healthy or degraded, else 1.\n";
 
 static const char *env_get(const char *name, void *arg)
 {
@@ -119,8 +122,10 @@ int main(int argc, char **argv)
             printf("service-registry %s\n", SR_VERSION);
             return 0;
         }
-        fprintf(stderr, "service-registry: unknown argument '%s' (try --help)\n", argv[1]);
-        return EXIT_CONFIG;
+        if (strcmp(argv[1], "healthcheck") != 0) {
+            fprintf(stderr, "service-registry: unknown argument '%s' (try --help)\n", argv[1]);
+            return EXIT_CONFIG;
+        }
     }
 
     struct sr_config cfg;
@@ -128,6 +133,14 @@ int main(int argc, char **argv)
     if (sr_config_load(&cfg, env_get, NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "service-registry: %s\n", err);
         return EXIT_CONFIG;
+    }
+    if (argc > 1) { /* healthcheck: talk to the local server, wildcard -> loopback */
+        const char *host = cfg.host;
+        if (strcmp(host, "0.0.0.0") == 0)
+            host = "127.0.0.1";
+        else if (strcmp(host, "::") == 0)
+            host = "::1";
+        return sr_healthcheck_run(host, cfg.port, 3000);
     }
     sr_log_set_level(cfg.log_level);
 

@@ -17,6 +17,7 @@
 #ifndef SR_DOCKER_H
 #define SR_DOCKER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct sr_cache;

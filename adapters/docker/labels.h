@@ -23,7 +23,26 @@ struct sr_autoscale {
 /* Parses `labels` (a JSON object of string values, or NULL) into *out.
  * A bad value falls back to its default; for each, an object
  *   {"label": "...", "value": "...", "error": "...", "used": <default>}
- * is appended to `errors` (a JSON array, borrowed). Never fails. */
+ * is appended to `errors` (a JSON array, borrowed; NULL = don't report).
+ * Never fails, whatever the input (non-object labels count as none).
+ *
+ * Rules (README "Labels"):
+ * - autoscaler.enabled is true iff the value is "true", case-insensitively.
+ *   "false" (any case) and a missing label mean false; anything else ("1",
+ *   "yes", "") also means false and is reported. The adapter lists services
+ *   with the label *present* and filters with this function, so a full
+ *   refresh and a per-service refresh always agree.
+ * - autoscaler.metric: "cpu" or "memory", case-insensitively.
+ * - thresholds, min, max: plain decimal integers (sr_parse_int), no
+ *   fractions or units: "55.5", "80%", " 5" are errors.
+ * - min > max (after the per-field fallbacks): max is raised to min, and the
+ *   entry is reported on autoscaler.max ("value" is null when that label is
+ *   absent). Raising max never lets the autoscaler go below the floor the
+ *   user asked for, nor above any number the user wrote; falling back to
+ *   1..2 could scale a service with min=5 down to 2.
+ * - A non-string value is an error; "value" then holds its compact JSON.
+ * Entries come in label order: enabled, metric, cpu.threshold,
+ * memory.threshold, min, max. "used" is the value finally in *out. */
 void sr_labels_parse(const json_t *labels, struct sr_autoscale *out, json_t *errors);
 
 const char *sr_metric_name(enum sr_metric m);

@@ -4,6 +4,7 @@
  * Threads: main (signals only, via sigwait), docker (adapters/docker), api.
  * Signals are blocked before any thread starts, so only main receives them. */
 #include <curl/curl.h>
+#include <event2/event.h>
 #include <event2/thread.h>
 #include <jansson.h>
 #include <pthread.h>

@@ -12,7 +12,7 @@ poll_until 10 listed; ok $? "service listed"
 
 for proto in http1.1 http2-prior-knowledge; do
     c=(--"$proto")
-    st=$(http "${c[@]}" "$URL/cache/stats")
+    req "${c[@]}" "$URL/cache/stats"; st=$BODY
     is "$HTTP_STATUS" 200 "[$proto] GET /cache/stats: 200"
     jq -e '(.services|type)=="number" and (.metrics|type)=="number" and (.cache_version|type)=="number"
            and has("last_refresh") and (.refreshes|type)=="number" and (.events_received|type)=="number"
@@ -21,22 +21,22 @@ for proto in http1.1 http2-prior-knowledge; do
     ok $? "[$proto] stats carry every field: $(jq -c . <<<"$st")"
     before=$(jq .refreshes <<<"$st")
 
-    r=$(http "${c[@]}" -X POST "$URL/cache/refresh")
+    req "${c[@]}" -X POST "$URL/cache/refresh"; r=$BODY
     is "$HTTP_STATUS" 200 "[$proto] POST /cache/refresh: 200"
     is "$(jq -r ".stats.refreshes > $before" <<<"$r")" true "[$proto] refresh is done when it answers"
 
-    http "${c[@]}" "$URL/cache/refresh" >/dev/null
+    req "${c[@]}" "$URL/cache/refresh"
     is "$HTTP_STATUS" 405 "[$proto] GET /cache/refresh: 405"
 
-    cl=$(http "${c[@]}" -X POST "$URL/cache/clear")
+    req "${c[@]}" -X POST "$URL/cache/clear"; cl=$BODY
     is "$HTTP_STATUS" 200 "[$proto] POST /cache/clear: 200"
     jq -e '.cleared.services >= 1' <<<"$cl" >/dev/null; ok $? "[$proto] clear says what it cleared: $(jq -c .cleared <<<"$cl")"
     is "$(curl -s "$URL/services" | jq .count)" 0 "[$proto] the cache is empty after clear"
 
-    http "${c[@]}" -X POST "$URL/cache/refresh" >/dev/null
+    req "${c[@]}" -X POST "$URL/cache/refresh"
     poll_until 5 listed; ok $? "[$proto] the next refresh repopulates it"
 
-    h=$(http "${c[@]}" "$URL/health")
+    req "${c[@]}" "$URL/health"; h=$BODY
     is "$HTTP_STATUS" 200 "[$proto] /health 200"
     is "$(jq -r .status <<<"$h")" healthy "[$proto] healthy"
     jq -e '.cache and .publisher.status == "disabled" and has("last_refresh") and (.reasons|length)==0' \

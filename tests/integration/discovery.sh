@@ -34,7 +34,7 @@ poll_until 15 listed; ok $? "the three labelled services are listed"
 
 for proto in http1.1 http2-prior-knowledge; do
     c=(--"$proto")
-    body=$(http "${c[@]}" -D "$SR_TMP/headers" "$URL/services")
+    req "${c[@]}" -D "$SR_TMP/headers" "$URL/services"; body=$BODY
     is "$HTTP_STATUS" 200 "[$proto] GET /services: 200"
     ver=$(curl -s -o /dev/null -w '%{http_version}' "${c[@]}" "$URL/services")
     if [[ $proto == http1.1 ]]; then want=1.1; else want=2; fi
@@ -48,7 +48,7 @@ for proto in http1.1 http2-prior-knowledge; do
     is "$(jq -r '.count == (.services | length)' <<<"$body")" true "[$proto] count matches"
     jq -e '.cache_version >= 1' <<<"$body" >/dev/null; ok $? "[$proto] cache_version present"
 
-    good=$(http "${c[@]}" "$URL/services/${P}good")
+    req "${c[@]}" "$URL/services/${P}good"; good=$BODY
     is "$HTTP_STATUS" 200 "[$proto] GET /services/{name}: 200"
     is "$(jq -c '.autoscaler' <<<"$good")" \
         '{"enabled":true,"metric":"memory","cpu_threshold":70,"memory_threshold":80,"min_replicas":2,"max_replicas":5}' \
@@ -62,7 +62,7 @@ for proto in http1.1 http2-prior-knowledge; do
     jq -e '.created_at and .updated_at and (.version_index > 0)' <<<"$good" >/dev/null
     ok $? "[$proto] timestamps and version index"
 
-    bad=$(http "${c[@]}" "$URL/services/${P}bad")
+    req "${c[@]}" "$URL/services/${P}bad"; bad=$BODY
     is "$HTTP_STATUS" 200 "[$proto] service with bad labels is still listed"
     is "$(jq -c '[.autoscaler.metric, .autoscaler.cpu_threshold, .autoscaler.max_replicas]' <<<"$bad")" \
         '["cpu",70,2]' "[$proto] bad fields fall back to defaults"
@@ -71,34 +71,34 @@ for proto in http1.1 http2-prior-knowledge; do
     jq -e '.config_errors | all(.value and .error and (.used != null))' <<<"$bad" >/dev/null
     ok $? "[$proto] each config error has value, error and the value used"
 
-    mm=$(http "${c[@]}" "$URL/services/${P}minmax")
+    req "${c[@]}" "$URL/services/${P}minmax"; mm=$BODY
     is "$(jq -r '.mode' <<<"$mm")" global "[$proto] global mode"
     jq -e '(.config_errors | length) >= 1 and .autoscaler.min_replicas <= .autoscaler.max_replicas' \
         <<<"$mm" >/dev/null
     ok $? "[$proto] min > max reported, and the used values are consistent"
 
-    nf=$(http "${c[@]}" "$URL/services/${P}plain")
+    req "${c[@]}" "$URL/services/${P}plain"; nf=$BODY
     is "$HTTP_STATUS" 404 "[$proto] unlabelled service: 404"
     jq -e '.error' <<<"$nf" >/dev/null; ok $? "[$proto] 404 body is JSON with an error"
-    http "${c[@]}" "$URL/no/such/path" >/dev/null
+    req "${c[@]}" "$URL/no/such/path"
     is "$HTTP_STATUS" 404 "[$proto] unknown path: 404"
 
-    http "${c[@]}" -X DELETE -D "$SR_TMP/h405" "$URL/services" >/dev/null
+    req "${c[@]}" -X DELETE -D "$SR_TMP/h405" "$URL/services"
     is "$HTTP_STATUS" 405 "[$proto] DELETE /services: 405"
     grep -qi '^allow: .*GET' "$SR_TMP/h405"; ok $? "[$proto] 405 carries Allow"
 
-    http "${c[@]}" -I "$URL/services" >"$SR_TMP/head"
+    req "${c[@]}" -I "$URL/services"; printf %s "$BODY" >"$SR_TMP/head"
     is "$HTTP_STATUS" 200 "[$proto] HEAD /services: 200"
-    http "${c[@]}" -I "$URL/health" >/dev/null
+    req "${c[@]}" -I "$URL/health"
     is "$HTTP_STATUS" 200 "[$proto] HEAD /health: 200"
 
-    h=$(http "${c[@]}" "$URL/health")
+    req "${c[@]}" "$URL/health"; h=$BODY
     is "$HTTP_STATUS" 200 "[$proto] /health: 200 with a working swarm"
     is "$(jq -r '.docker.state' <<<"$h")" connected "[$proto] /health docker connected"
 done
 
 # Names with characters that need percent-encoding are decoded.
-http "$URL/services/${P}go%6fd" >/dev/null
+req "$URL/services/${P}go%6fd"
 is "$HTTP_STATUS" 200 "percent-encoded name is decoded"
 
 # A removed service leaves the list (periodic refresh here; events come later).

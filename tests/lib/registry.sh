@@ -44,8 +44,12 @@ start_registry() {
         "$SR_BIN" >"$REG_LOG" 2>&1 &
     REG_PID=$!
     SR_PIDS+=("$REG_PID")
-    poll_until 10 curl -sf -o /dev/null "http://127.0.0.1:$REG_PORT/health" ||
-        poll_until 5 curl -s -o /dev/null "http://127.0.0.1:$REG_PORT/health"
+    poll_until 10 answers "$REG_PORT"
+}
+
+# answers PORT: true once anything answers HTTP there (any status).
+answers() {
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health") != 000 ]]
 }
 
 stop_registry() {
@@ -72,10 +76,9 @@ cleanup_all() {
 }
 trap cleanup_all EXIT
 
-# http [curl args...] URL: body to stdout; status code in $HTTP_STATUS.
-http() {
-    local out
-    out=$(curl -s -w '\n%{http_code}' "$@")
-    HTTP_STATUS=${out##*$'\n'}
-    printf '%s' "${out%$'\n'*}"
+# req [curl args...] URL: sets HTTP_STATUS and BODY (no subshell, so both
+# survive). Headers go to $SR_TMP/headers.
+req() {
+    HTTP_STATUS=$(curl -s -D "$SR_TMP/headers" -o "$SR_TMP/body" -w '%{http_code}' "$@")
+    BODY=$(cat "$SR_TMP/body")
 }

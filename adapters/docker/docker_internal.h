@@ -1,0 +1,149 @@
+/* The adapter object, shared by docker.c (lifecycle, resync queue, the full
+ * sync state machine) and events.c (the /events stream and per-service
+ * refreshes). Internal to adapters/docker.
+ *
+ * Fields under "any thread" are guarded by mu; every other field belongs to
+ * the docker thread once it runs (before sr_docker_start and after the join,
+ * to the main thread). */
+#ifndef SR_DOCKER_INTERNAL_H
+#define SR_DOCKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "adapters/docker/docker.h"
+#include "adapters/docker/linesplit.h"
+#include "adapters/docker/url.h"
+#include "cache/cache.h"
+
+#define SR_DOCKER_MAX_API "1.47"     /* newest API version this client speaks */
+#define SR_DOCKER_MIN_API_MINOR 41   /* 1.41 = Docker 20.10: ServiceStatus */
+#define SR_DOCKER_BACKOFF_MAX 30.0   /* seconds */
+#define SR_DOCKER_STREAM_WAIT 3.0    /* how long a sync waits for /events to open */
+#define SR_DOCKER_NODE_DEBOUNCE 1.0  /* node events -> one full resync */
+#define SR_DOCKER_MAX_REFRESHES 8    /* per-service refreshes in flight */
+#define SR_DOCKER_MAX_PENDING 256    /* more pending ids than this: full resync */
+#define SR_DOCKER_DEDUPE 16          /* keys kept for the newest timeNano */
+#define SR_DOCKER_SETTLE_POLLS 5     /* follow-ups after an event: 0.5, 1, 2, 4, 8 s */
+
+struct event;
+struct event_base;
+struct sr_http;
+struct sr_http_req;
+
+struct sr_docker__resync {
+    sr_docker_done_cb cb;
+    void *arg;
+    struct sr_docker__resync *next;
+};
+
+/* Where the full sync is. */
+enum sr_docker__step {
+    SR_DOCKER_STEP_IDLE = 0,
+    SR_DOCKER_STEP_PING,
+    SR_DOCKER_STEP_VERSION,
+    SR_DOCKER_STEP_INFO,
+    SR_DOCKER_STEP_STREAM, /* waiting for /events to open (or fail) */
+    SR_DOCKER_STEP_LIST,
+};
+
+enum sr_docker__stream {
+    SR_DOCKER_STREAM_IDLE = 0,
+    SR_DOCKER_STREAM_CONNECTING,
+    SR_DOCKER_STREAM_OPEN,
+};
+
+/* One service id to re-GET because of an event. */
+struct sr_docker__refresh {
+    struct sr_docker *d;
+    char id[72];
+    struct sr_http_req *req; /* in flight, or NULL */
+    bool again;              /* (re)run when not in flight */
+    bool after_list;         /* re-run once the full list in flight commits */
+    int settle_left;         /* follow-up polls left while running != desired */
+    int settle_step;         /* polls done, for the delay */
+    double due;              /* sr_mono() time of the next follow-up, 0 = none */
+    struct sr_docker__refresh *next;
+};
+
+struct sr_docker__event_key {
+    char type[16];
+    char action[48];
+    char actor[72];
+};
+
+struct sr_docker {
+    struct sr_docker__endpoint ep;
+    char *base_url; /* as configured, for messages */
+    unsigned refresh_sec;
+    unsigned metrics_sec;
+    struct sr_cache *cache;
+
+    /* any thread */
+    pthread_mutex_t mu;
+    struct sr_docker__resync *queue; /* newest first */
+    bool stopping;
+
+    /* main thread */
+    bool started, joined;
+    pthread_t thread;
+
+    /* docker thread */
+    struct event_base *base;
+    struct event *wake_ev;    /* event_active from any thread */
+    struct event *sync_timer; /* next full sync (refresh or retry) */
+    struct event *wait_timer; /* STEP_STREAM: give up waiting; also "go on" */
+    struct event *work_ev;    /* start pending per-service refreshes */
+    struct event *node_timer; /* node-event debounce */
+    struct event *settle_timer; /* follow-up refreshes of converging services */
+    struct sr_http *http;
+    unsigned seed;
+
+    enum sr_docker__step step;
+    struct sr_http_req *step_req;
+    bool negotiated;
+    char api[16];
+    struct sr_docker__resync *waiting;  /* answered by the next sync */
+    struct sr_docker__resync *inflight; /* answered by the running sync */
+    bool sync_wanted;                   /* an internal reason for another sync */
+    double backoff;                     /* next retry delay (before jitter) */
+    struct sr_source_status status;     /* what the cache was last told */
+
+    enum sr_docker__stream stream;
+    struct sr_http_req *stream_req;
+    struct sr_linesplit split;
+    int64_t resume_ns;       /* since= for the next connection; 0 = live only */
+    int64_t last_ns;         /* newest timeNano seen */
+    struct sr_docker__event_key seen[SR_DOCKER_DEDUPE]; /* events at last_ns */
+    size_t nseen;
+    double stream_backoff;   /* next reconnect delay (before jitter) */
+    double stream_retry_at;  /* sr_mono() time; 0 when the stream is fine */
+    double stream_opened_at;
+    uint64_t stream_events;  /* valid events on this connection */
+    uint64_t bad_lines;
+    uint64_t dropped_seen;   /* split.dropped already logged */
+    struct sr_docker__refresh *refreshes;
+    size_t nrefreshes, nflight;
+};
+
+/* docker.c */
+void sr_docker__publish(struct sr_docker *d);     /* d->status -> cache */
+void sr_docker__want_sync(struct sr_docker *d);   /* a full sync soon (coalesced) */
+void sr_docker__stream_settled(struct sr_docker *d); /* opened or failed */
+double sr_docker__jitter(struct sr_docker *d, double base);
+/* Docker's error message of a failed answer, or a prefix of its body. */
+void sr_docker__error_text(const char *body, size_t len, char *out, size_t outlen);
+
+/* events.c */
+/* Opens /events unless it is open or opening: 0, or -1 when it could not
+ * even start. */
+int sr_docker__events_start(struct sr_docker *d);
+/* A full sync ended: refreshes marked during its list run again. */
+void sr_docker__events_list_done(struct sr_docker *d);
+void sr_docker__events_teardown(struct sr_docker *d); /* after http is freed */
+void sr_docker__on_work(int fd, short kind, void *arg);
+void sr_docker__on_node_timer(int fd, short kind, void *arg);
+void sr_docker__on_settle_timer(int fd, short kind, void *arg);
+
+#endif

@@ -1,0 +1,348 @@
+/* http1: a pure, incremental HTTP/1.1 request parser (RFC 9112) and the
+ * response-head formatter. No I/O: http1_conn.c moves the bytes, and
+ * tests/unit/test_http1.c drives this on plain buffers.
+ *
+ * The head (request line + header lines) is copied into the parser's own
+ * buffer as it arrives, so a request may be split anywhere; it is parsed
+ * in one pass once the empty line arrives. Caps are checked while bytes
+ * accumulate, so an oversized head is refused before it is buffered. The
+ * content (Content-Length only) is counted and skipped: no endpoint reads
+ * a request body. */
+#include "api/api_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cache/util.h"
+
+enum {
+    ST_LINE = 0, /* request line (after optional empty lines) */
+    ST_HEADERS,  /* header lines, until the empty line */
+    ST_BODY,     /* skipping Content-Length bytes */
+};
+
+void sr_api__h1_init(struct sr_api__h1_parser *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+void sr_api__h1_free(struct sr_api__h1_parser *p)
+{
+    free(p->buf);
+    p->buf = NULL;
+}
+
+bool sr_api__h1_idle(const struct sr_api__h1_parser *p)
+{
+    return p->error == 0 && p->state == ST_LINE && (p->len == 0 || p->reset);
+}
+
+static bool is_tchar(unsigned char c)
+{
+    /* RFC 9110 §5.6.2 token characters. */
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int append(struct sr_api__h1_parser *p, const char *data, size_t n)
+{
+    if (p->len + n + 1 > p->cap) {
+        size_t cap = p->cap ? p->cap : 1024;
+        while (cap < p->len + n + 1)
+            cap *= 2;
+        p->buf = sr_realloc(p->buf, cap);
+        p->cap = cap;
+    }
+    memcpy(p->buf + p->len, data, n);
+    p->len += n;
+    p->buf[p->len] = '\0';
+    return 0;
+}
+
+/* Strips the line terminator of buf[start..end) (end is just past LF).
+ * Returns the content length; -1 if a CR appears anywhere but before LF. */
+static long line_content(char *s, size_t n)
+{
+    if (n > 0 && s[n - 1] == '\n')
+        n--;
+    if (n > 0 && s[n - 1] == '\r')
+        n--;
+    if (memchr(s, '\r', n) != NULL)
+        return -1;
+    s[n] = '\0';
+    return (long)n;
+}
+
+static int parse_request_line(struct sr_api__h1_request *req, char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_tchar((unsigned char)s[i]))
+        i++;
+    if (i == 0 || i >= n || s[i] != ' ')
+        return -400;
+    s[i++] = '\0';
+    req->method = s;
+
+    size_t t = i;
+    while (i < n && (unsigned char)s[i] > 0x20 && s[i] != 0x7f)
+        i++;
+    if (i == t || i >= n || s[i] != ' ')
+        return -400;
+    s[i++] = '\0';
+    req->target = s + t;
+
+    const char *v = s + i;
+    if (n - i != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' ||
+        v[7] < '0' || v[7] > '9')
+        return -400;
+    if (v[5] != '1')
+        return -505;
+    /* A higher 1.x minor is answered as 1.1 (RFC 9110 §6.2). */
+    req->minor = v[7] == '0' ? 0 : 1;
+    return 0;
+}
+
+/* Comma-separated, case-insensitive token search (Connection, Expect). */
+static bool has_token(const char *value, const char *token)
+{
+    size_t tl = strlen(token);
+    const char *s = value;
+    while (*s) {
+        while (*s == ' ' || *s == '\t' || *s == ',')
+            s++;
+        const char *e = s;
+        while (*e && *e != ',')
+            e++;
+        const char *end = e;
+        while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if ((size_t)(end - s) == tl && strncasecmp(s, token, tl) == 0)
+            return true;
+        s = e;
+    }
+    return false;
+}
+
+/* Parses the complete head in buf. Pointers in p->req point into buf. */
+static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
+{
+    struct sr_api__h1_request *req = &p->req;
+    memset(req, 0, sizeof(*req));
+
+    long n = line_content(p->buf, line_end);
+    if (n < 0)
+        return -400;
+    int rc = parse_request_line(req, p->buf, (size_t)n);
+    if (rc != 0)
+        return rc;
+
+    bool conn_close = false, conn_keep = false, has_cl = false, has_te = false;
+    unsigned hosts = 0;
+    uint64_t cl = 0;
+    size_t pos = line_end;
+    while (pos < p->len) {
+        char *line = p->buf + pos;
+        char *lf = memchr(line, '\n', p->len - pos);
+        size_t raw = (size_t)(lf - line) + 1;
+        pos += raw;
+        long len = line_content(line, raw);
+        if (len < 0)
+            return -400;
+        if (len == 0)
+            break; /* the empty line ending the head */
+        /* obs-fold is refused (RFC 9112 §5.2). */
+        if (line[0] == ' ' || line[0] == '\t')
+            return -400;
+        long i = 0;
+        while (i < len && is_tchar((unsigned char)line[i]))
+            i++;
+        /* No whitespace between name and colon (RFC 9112 §5.1). */
+        if (i == 0 || i >= len || line[i] != ':')
+            return -400;
+        line[i++] = '\0';
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        long e = len;
+        while (e > i && (line[e - 1] == ' ' || line[e - 1] == '\t'))
+            e--;
+        line[e] = '\0';
+        for (long k = i; k < e; k++) {
+            unsigned char c = (unsigned char)line[k];
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return -400;
+        }
+        const char *name = line, *value = line + i;
+        if (req->nheaders == SR_API_MAX_HEADERS)
+            return -431;
+        req->headers[req->nheaders].name = name;
+        req->headers[req->nheaders].value = value;
+        req->nheaders++;
+
+        if (strcasecmp(name, "content-length") == 0) {
+            if (*value == '\0' || strspn(value, "0123456789") != strlen(value))
+                return -400;
+            /* More than 7 digits is over the cap anyway; avoids overflow. */
+            uint64_t v = strlen(value) > 7 ? UINT64_MAX : strtoull(value, NULL, 10);
+            if (has_cl && v != cl)
+                return -400;
+            has_cl = true;
+            cl = v;
+        } else if (strcasecmp(name, "transfer-encoding") == 0) {
+            has_te = true;
+        } else if (strcasecmp(name, "host") == 0) {
+            hosts++;
+        } else if (strcasecmp(name, "connection") == 0) {
+            conn_close |= has_token(value, "close");
+            conn_keep |= has_token(value, "keep-alive");
+        } else if (strcasecmp(name, "expect") == 0) {
+            req->expect_continue = has_token(value, "100-continue");
+        }
+    }
+
+    /* Both framings at once is a smuggling vector (RFC 9112 §6.3). */
+    if (has_te && has_cl)
+        return -400;
+    /* Chunked request content is not supported: ask for a length. */
+    if (has_te)
+        return -411;
+    if (req->minor == 1 && hosts != 1)
+        return -400;
+    if (hosts > 1)
+        return -400;
+    if (cl > SR_API_MAX_BODY)
+        return -413;
+    req->content_length = cl;
+    req->keep_alive = req->minor == 1 ? !conn_close : (conn_keep && !conn_close);
+    return 0;
+}
+
+int sr_api__h1_parse(struct sr_api__h1_parser *p, const char *data, size_t len, size_t *consumed)
+{
+    size_t i = 0;
+    *consumed = 0;
+    if (p->error)
+        return p->error;
+    if (p->reset) {
+        p->reset = false;
+        p->len = 0;
+        p->line_start = 0;
+        p->head_bytes = 0;
+        p->nlines = 0;
+        memset(&p->req, 0, sizeof(p->req));
+    }
+
+    while (i < len) {
+        if (p->state == ST_BODY) {
+            size_t n = len - i;
+            if (n > p->body_left)
+                n = (size_t)p->body_left;
+            i += n;
+            p->body_left -= n;
+            if (p->body_left == 0)
+                p->state = ST_LINE;
+            continue;
+        }
+        /* Empty lines before a request line are ignored (RFC 9112 §2.2). */
+        if (p->state == ST_LINE && p->len == 0 && (data[i] == '\r' || data[i] == '\n')) {
+            i++;
+            continue;
+        }
+
+        /* Refuse an oversized line or block before buffering it; the
+         * exact check (CR or not) happens once the line is complete. */
+        const char *lf = memchr(data + i, '\n', len - i);
+        size_t seg = (lf ? (size_t)(lf - data) + 1 : len) - i;
+        /* Refuse a non-token method byte at once (a TLS ClientHello, say)
+         * instead of waiting for a line end that may never come. */
+        if (p->state == ST_LINE && !memchr(p->buf ? p->buf : "", ' ', p->len)) {
+            for (size_t k = i; k < i + seg && data[k] != ' '; k++)
+                if (!is_tchar((unsigned char)data[k]) && data[k] != '\r' && data[k] != '\n')
+                    return p->error = -400;
+        }
+        if (p->state == ST_LINE && p->len - p->line_start + seg > SR_API_MAX_REQUEST_LINE + 2)
+            return p->error = -414;
+        if (p->state == ST_HEADERS && p->head_bytes + seg > SR_API_MAX_HEADER_BLOCK + 2)
+            return p->error = -431;
+        append(p, data + i, seg);
+        i += seg;
+        if (p->state == ST_HEADERS)
+            p->head_bytes += seg;
+        if (!lf)
+            continue;
+
+        size_t raw = p->len - p->line_start;
+        size_t content = raw - 1 - (raw >= 2 && p->buf[p->len - 2] == '\r');
+        p->line_start = p->len;
+        if (p->state == ST_LINE) {
+            if (content > SR_API_MAX_REQUEST_LINE)
+                return p->error = -414;
+            p->line_end = p->len;
+            p->state = ST_HEADERS;
+            continue;
+        }
+        if (content > 0) {
+            if (++p->nlines > SR_API_MAX_HEADERS || p->head_bytes > SR_API_MAX_HEADER_BLOCK)
+                return p->error = -431;
+            continue;
+        }
+
+        int rc = parse_head(p, p->line_end);
+        if (rc != 0)
+            return p->error = rc;
+        *consumed = i;
+        p->body_left = p->req.content_length;
+        p->state = p->body_left ? ST_BODY : ST_LINE;
+        p->reset = true;
+        return SR_API_H1_REQUEST;
+    }
+    *consumed = i;
+    return SR_API_H1_AGAIN;
+}
+
+const char *sr_api__h1_header(const struct sr_api__h1_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0)
+            return req->headers[i].value;
+    return NULL;
+}
+
+char *sr_api__http_date(time_t t, char *buf, size_t len)
+{
+    /* Fixed English names: strftime's %a/%b follow the locale. */
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return buf;
+}
+
+size_t sr_api__h1_format_head(char *buf, size_t cap, const struct sr_api__response *r,
+                              bool keep_alive, int req_minor, const char *date)
+{
+    const char *conn = !keep_alive      ? "Connection: close\r\n"
+                       : req_minor == 0 ? "Connection: keep-alive\r\n"
+                                        : "";
+    int n =
+        snprintf(buf, cap,
+                 "HTTP/1.1 %d %s\r\n"
+                 "Content-Type: %s\r\n"
+                 "Content-Length: %zu\r\n"
+                 "Date: %s\r\n"
+                 "Server: " SR_API_SERVER_HEADER "\r\n"
+                 "Cache-Control: no-cache\r\n"
+                 "%s%s%s"
+                 "%s"
+                 "\r\n",
+                 r->status, sr_api__reason(r->status), r->content_type, r->len, date,
+                 r->allow ? "Allow: " : "", r->allow ? r->allow : "", r->allow ? "\r\n" : "", conn);
+    if (n < 0 || (size_t)n >= cap)
+        return 0;
+    return (size_t)n;
+}

@@ -1,0 +1,178 @@
+/* refresh: parked POST /cache/refresh requests.
+ *
+ * The resync hook runs elsewhere (the Docker thread) and calls `done` from
+ * there. `done` only queues the pending record in the mailbox and wakes the
+ * API base with event_active; the API thread drains the whole queue (wakeups
+ * coalesce) and answers on the owner's connection.
+ *
+ * Lifetimes, since either side may go first:
+ * - A pending record has two references: the owner's (a connection or
+ *   stream, dropped when it answers or goes away) and the hook's (dropped
+ *   after `done` was handled). The owner going away sets `cancelled`, so the
+ *   completion is dropped instead of touching a freed connection.
+ * - The mailbox has one reference per live pending record plus the
+ *   server's, so a hook finishing after sr_api_free still finds a valid
+ *   mailbox; once closed (no event), late completions are just released. */
+#include "api/api_internal.h"
+
+#include <event2/event.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "cache/log.h"
+#include "cache/util.h"
+
+struct sr_api__mailbox {
+    pthread_mutex_t mu;
+    unsigned refs;                /* under mu */
+    struct event *ev;             /* NULL once closed; under mu */
+    struct sr_api__pending *head; /* completed records; under mu */
+    struct sr_api__pending **tail;
+};
+
+struct sr_api__pending {
+    atomic_uint refs;
+    bool cancelled; /* API thread only */
+    int status;     /* written by done before queueing */
+    sr_api__pending_cb cb;
+    void *owner;
+    struct sr_api__mailbox *mb;
+    struct sr_api__pending *next;
+};
+
+static void mailbox_unref(struct sr_api__mailbox *mb)
+{
+    pthread_mutex_lock(&mb->mu);
+    bool last = --mb->refs == 0;
+    pthread_mutex_unlock(&mb->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&mb->mu);
+    free(mb);
+}
+
+static void pending_unref(struct sr_api__pending *p)
+{
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    struct sr_api__mailbox *mb = p->mb;
+    free(p);
+    mailbox_unref(mb);
+}
+
+/* API thread: run the callbacks of every completed record. */
+static void on_mail(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sr_api__mailbox *mb = arg;
+    pthread_mutex_lock(&mb->mu);
+    struct sr_api__pending *p = mb->head;
+    mb->head = NULL;
+    mb->tail = &mb->head;
+    pthread_mutex_unlock(&mb->mu);
+
+    while (p != NULL) {
+        struct sr_api__pending *next = p->next;
+        if (!p->cancelled) {
+            /* The owner answers and forgets p; its reference goes with it. */
+            p->cancelled = true;
+            p->cb(p->owner, p->status);
+            pending_unref(p);
+        }
+        pending_unref(p); /* the hook's */
+        p = next;
+    }
+}
+
+struct sr_api__mailbox *sr_api__mailbox_new(struct event_base *base)
+{
+    struct sr_api__mailbox *mb = sr_calloc(1, sizeof(*mb));
+    pthread_mutex_init(&mb->mu, NULL);
+    mb->refs = 1;
+    mb->tail = &mb->head;
+    mb->ev = event_new(base, -1, 0, on_mail, mb);
+    if (mb->ev == NULL) {
+        pthread_mutex_destroy(&mb->mu);
+        free(mb);
+        return NULL;
+    }
+    return mb;
+}
+
+void sr_api__mailbox_close(struct sr_api__mailbox *mb)
+{
+    if (mb == NULL)
+        return;
+    pthread_mutex_lock(&mb->mu);
+    struct event *ev = mb->ev;
+    mb->ev = NULL;
+    struct sr_api__pending *p = mb->head;
+    mb->head = NULL;
+    mb->tail = &mb->head;
+    pthread_mutex_unlock(&mb->mu);
+    event_free(ev);
+    /* Completed but never delivered: the owners are gone by now. */
+    while (p != NULL) {
+        struct sr_api__pending *next = p->next;
+        if (!p->cancelled) {
+            p->cancelled = true;
+            pending_unref(p);
+        }
+        pending_unref(p);
+        p = next;
+    }
+    mailbox_unref(mb);
+}
+
+/* Any thread: the hook finished. */
+static void on_done(int status, void *arg)
+{
+    struct sr_api__pending *p = arg;
+    struct sr_api__mailbox *mb = p->mb;
+    p->status = status;
+    pthread_mutex_lock(&mb->mu);
+    if (mb->ev != NULL) {
+        p->next = NULL;
+        *mb->tail = p;
+        mb->tail = &p->next;
+        /* Under mu: the event cannot be freed meanwhile (mailbox_close). */
+        event_active(mb->ev, EV_READ, 0);
+        p = NULL;
+    }
+    pthread_mutex_unlock(&mb->mu);
+    if (p != NULL)
+        pending_unref(p); /* the server is gone; so is the owner */
+}
+
+struct sr_api__pending *sr_api__refresh_start(struct sr_api *api, sr_api__pending_cb cb,
+                                              void *owner)
+{
+    struct sr_api__mailbox *mb = api->mb;
+    struct sr_api__pending *p = sr_calloc(1, sizeof(*p));
+    atomic_init(&p->refs, 2);
+    p->cb = cb;
+    p->owner = owner;
+    p->mb = mb;
+    pthread_mutex_lock(&mb->mu);
+    mb->refs++;
+    pthread_mutex_unlock(&mb->mu);
+
+    if (api->hooks.resync(api->hooks.ctx, on_done, p) != 0) {
+        /* The hook refused: by the async convention `done` never runs. */
+        sr_log(SR_LOG_WARNING, "api", "refresh request refused by the docker adapter");
+        pending_unref(p);
+        pending_unref(p);
+        return NULL;
+    }
+    return p;
+}
+
+void sr_api__pending_cancel(struct sr_api__pending *p)
+{
+    if (p == NULL || p->cancelled)
+        return;
+    p->cancelled = true;
+    p->owner = NULL;
+    pending_unref(p);
+}

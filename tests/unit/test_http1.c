@@ -1,0 +1,362 @@
+/* HTTP/1.1 request parser (api/http1.c) on plain buffers: no sockets. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "tests/unit/tap.h"
+
+/* Feeds `s` in pieces of `step` bytes (0 = all at once), the way a socket
+ * would hand them over, and collects every request seen. */
+struct seen {
+    int n;
+    int error;
+    char method[8][16];
+    char target[8][256];
+    int minor[8];
+    int keep[8];
+    int expect[8];
+    unsigned long long cl[8];
+    char host[8][64];
+    size_t nheaders[8];
+};
+
+static void feed(const char *s, size_t len, size_t step, struct seen *out)
+{
+    struct sr_api__h1_parser p;
+    sr_api__h1_init(&p);
+    memset(out, 0, sizeof(*out));
+    size_t off = 0;
+    while (off < len && out->error == 0) {
+        size_t n = step == 0 || len - off < step ? len - off : step;
+        const char *chunk = s + off;
+        size_t left = n;
+        while (left > 0 || n == 0) {
+            size_t used = 0;
+            int rc = sr_api__h1_parse(&p, chunk, left, &used);
+            if (rc < 0) {
+                out->error = rc;
+                break;
+            }
+            if (rc == SR_API_H1_REQUEST && out->n < 8) {
+                int i = out->n++;
+                snprintf(out->method[i], sizeof(out->method[i]), "%s", p.req.method);
+                snprintf(out->target[i], sizeof(out->target[i]), "%s", p.req.target);
+                out->minor[i] = p.req.minor;
+                out->keep[i] = p.req.keep_alive;
+                out->expect[i] = p.req.expect_continue;
+                out->cl[i] = p.req.content_length;
+                const char *h = sr_api__h1_header(&p.req, "host");
+                snprintf(out->host[i], sizeof(out->host[i]), "%s", h ? h : "");
+                out->nheaders[i] = p.req.nheaders;
+            }
+            chunk += used;
+            left -= used;
+            if (rc == SR_API_H1_AGAIN)
+                break;
+        }
+        off += n;
+    }
+    sr_api__h1_free(&p);
+}
+
+static int parse_status(const char *s)
+{
+    struct seen r;
+    feed(s, strlen(s), 0, &r);
+    return r.error ? -r.error : r.n;
+}
+
+static void test_simple(void)
+{
+    const char *req = "GET /services HTTP/1.1\r\nHost: localhost:5001\r\nUser-Agent: t\r\n"
+                      "Accept: */*\r\n\r\n";
+    struct seen r;
+    feed(req, strlen(req), 0, &r);
+    is_int(r.n, 1, "simple GET: one request");
+    is_int(r.error, 0, "simple GET: no error");
+    is_str(r.method[0], "GET", "simple GET: method");
+    is_str(r.target[0], "/services", "simple GET: target");
+    is_int(r.minor[0], 1, "simple GET: HTTP/1.1");
+    is_int(r.keep[0], 1, "simple GET: keep-alive by default");
+    is_str(r.host[0], "localhost:5001", "simple GET: Host value, OWS trimmed");
+    is_int(r.nheaders[0], 3, "simple GET: three header fields");
+
+    /* Bare LF line endings are accepted (RFC 9112 §2.2). */
+    feed("GET /x HTTP/1.1\nHost: a\n\n", 26, 0, &r);
+    is_int(r.n, 1, "bare LF endings accepted");
+    is_str(r.target[0], "/x", "bare LF: target");
+
+    /* Empty lines before the request line are skipped. */
+    feed("\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n", 33, 0, &r);
+    is_int(r.n, 1, "leading CRLFs skipped");
+    is_str(r.target[0], "/y", "leading CRLFs: target");
+}
+
+static void test_split_everywhere(void)
+{
+    const char *req =
+        "POST /cache/refresh?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
+        "Connection: keep-alive, close\r\n\r\nhelloGET /health HTTP/1.1\r\nHost: h\r\n\r\n";
+    size_t len = strlen(req);
+    int all_ok = 1;
+    for (size_t step = 1; step <= len; step++) {
+        struct seen r;
+        feed(req, len, step, &r);
+        if (r.n != 2 || r.error || strcmp(r.method[0], "POST") ||
+            strcmp(r.target[0], "/cache/refresh?x=1") || r.cl[0] != 5 || r.keep[0] != 0 ||
+            strcmp(r.method[1], "GET") || strcmp(r.target[1], "/health") || r.keep[1] != 1) {
+            all_ok = 0;
+            printf("# split at %zu: n=%d error=%d\n", step, r.n, r.error);
+            break;
+        }
+    }
+    ok(all_ok, "same two requests whatever the split size (1..len)");
+
+    /* And one byte at a time, through a fresh copy each call so the parser
+     * cannot keep pointers into the caller's buffer. */
+    struct sr_api__h1_parser p;
+    sr_api__h1_init(&p);
+    int got = 0, unconsumed = 0;
+    for (size_t i = 0; i < len; i++) {
+        char *b = malloc(1);
+        b[0] = req[i];
+        size_t used = 0;
+        int rc = sr_api__h1_parse(&p, b, 1, &used);
+        free(b);
+        if (rc == SR_API_H1_REQUEST) {
+            got++;
+            if (got == 1)
+                is_str(p.req.target, "/cache/refresh?x=1", "byte-by-byte: first target");
+        }
+        unconsumed += used != 1;
+    }
+    is_int(got, 2, "byte-by-byte: two requests");
+    is_int(unconsumed, 0, "byte-by-byte: every byte consumed");
+    ok(sr_api__h1_idle(&p), "idle after the last request");
+    sr_api__h1_free(&p);
+}
+
+static void test_pipelined(void)
+{
+    const char *req = "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+                      "HEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"
+                      "POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz"
+                      "GET /d HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    struct seen r;
+    feed(req, strlen(req), 0, &r);
+    is_int(r.n, 4, "pipelined: four requests in one buffer");
+    is_str(r.target[0], "/a", "pipelined: 1st");
+    is_str(r.method[1], "HEAD", "pipelined: HEAD method");
+    is_str(r.target[1], "/b", "pipelined: 2nd");
+    is_int(r.cl[2], 3, "pipelined: 3rd has a body");
+    is_str(r.target[3], "/d", "pipelined: body skipped, 4th parsed");
+    is_int(r.keep[3], 0, "pipelined: Connection: close honoured");
+
+    /* consumed stops at the end of the head; the body comes next call. */
+    struct sr_api__h1_parser p;
+    sr_api__h1_init(&p);
+    const char *one = "POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyzGET";
+    size_t used = 0;
+    int rc = sr_api__h1_parse(&p, one, strlen(one), &used);
+    is_int(rc, SR_API_H1_REQUEST, "head returned");
+    is_int(used, strlen(one) - 6, "consumed = the head only");
+    ok(!sr_api__h1_idle(&p), "not idle while the body is pending");
+    rc = sr_api__h1_parse(&p, one + used, 6, &used);
+    is_int(rc, SR_API_H1_AGAIN, "body + partial next request: again");
+    is_int(used, 6, "all consumed");
+    ok(!sr_api__h1_idle(&p), "not idle with a partial request buffered");
+    sr_api__h1_free(&p);
+}
+
+static void test_versions(void)
+{
+    struct seen r;
+    const char *a = "GET / HTTP/1.0\r\n\r\n";
+    feed(a, strlen(a), 0, &r);
+    is_int(r.n, 1, "HTTP/1.0 without Host is fine");
+    is_int(r.minor[0], 0, "HTTP/1.0: minor 0");
+    is_int(r.keep[0], 0, "HTTP/1.0 closes by default");
+
+    const char *b = "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
+    feed(b, strlen(b), 0, &r);
+    is_int(r.keep[0], 1, "HTTP/1.0 + Connection: keep-alive keeps");
+
+    const char *c = "GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n";
+    feed(c, strlen(c), 0, &r);
+    is_int(r.keep[0], 0, "HTTP/1.1 + Connection: Close (any case) closes");
+
+    const char *d = "GET / HTTP/1.9\r\nHost: h\r\n\r\n";
+    feed(d, strlen(d), 0, &r);
+    is_int(r.minor[0], 1, "HTTP/1.9 is answered as 1.1");
+
+    is_int(parse_status("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505, "HTTP/2.0 request line: 505");
+    is_int(parse_status("GET / HTTP/3.0\r\n\r\n"), 505, "HTTP/3.0: 505");
+
+    const char *e =
+        "POST /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
+    feed(e, strlen(e), 0, &r);
+    is_int(r.expect[0], 1, "Expect: 100-continue seen");
+}
+
+static void test_bad_requests(void)
+{
+    is_int(parse_status("GET /\r\n\r\n"), 400, "HTTP/0.9 style line: 400");
+    is_int(parse_status("GET  / HTTP/1.1\r\nHost: h\r\n\r\n"), 400, "double space: 400");
+    is_int(parse_status("GET / HTTP/1.1 \r\nHost: h\r\n\r\n"), 400, "trailing space: 400");
+    is_int(parse_status("G(T / HTTP/1.1\r\nHost: h\r\n\r\n"), 400, "non-token method: 400");
+    is_int(parse_status("GET / HTTX/1.1\r\nHost: h\r\n\r\n"), 400, "bad protocol name: 400");
+    is_int(parse_status("GET / HTTP/1.x\r\nHost: h\r\n\r\n"), 400, "bad version digit: 400");
+    is_int(parse_status("GET /a\rb HTTP/1.1\r\nHost: h\r\n\r\n"), 400, "bare CR in line: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\n\r\n"), 400, "HTTP/1.1 without Host: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400, "two Hosts: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost : h\r\n\r\n"), 400, "space before colon: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n"), 400, "obs-fold: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n"), 400, "no colon: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n"), 400, "empty name: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost: h\x01\r\n\r\n"), 400,
+           "control char in value: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1x\r\n\r\n"), 400,
+           "non-numeric Content-Length: 400");
+    is_int(parse_status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n"), 400,
+           "negative Content-Length: 400");
+    is_int(
+        parse_status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+        400, "conflicting Content-Lengths: 400");
+    is_int(
+        parse_status("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"),
+        1, "repeated equal Content-Length: accepted");
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"), 411,
+           "chunked body: 411");
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+                        "Content-Length: 3\r\n\r\n"),
+           400, "Transfer-Encoding + Content-Length: 400");
+
+    /* A TLS ClientHello has no line end to wait for: refused at once. */
+    {
+        struct sr_api__h1_parser p;
+        sr_api__h1_init(&p);
+        size_t used;
+        const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        is_int(sr_api__h1_parse(&p, hello, sizeof(hello) - 1, &used), -400,
+               "TLS ClientHello: 400 without waiting for a line end");
+        sr_api__h1_free(&p);
+        sr_api__h1_init(&p);
+        is_int(sr_api__h1_parse(&p, "GE", 2, &used), SR_API_H1_AGAIN, "partial method: wait");
+        is_int(sr_api__h1_parse(&p, "T /\x01", 4, &used), SR_API_H1_AGAIN,
+               "odd byte in the target: judged at the line end");
+        sr_api__h1_free(&p);
+    }
+
+    /* The error is sticky: nothing after it is parsed. */
+    struct sr_api__h1_parser p;
+    sr_api__h1_init(&p);
+    size_t used;
+    const char *bad = "BAD\r\n\r\n";
+    int rc = sr_api__h1_parse(&p, bad, strlen(bad), &used);
+    is_int(rc, -400, "bad line: -400");
+    rc = sr_api__h1_parse(&p, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", 27, &used);
+    is_int(rc, -400, "error is sticky");
+    is_int(used, 0, "nothing consumed after an error");
+    ok(!sr_api__h1_idle(&p), "not idle after an error");
+    sr_api__h1_free(&p);
+}
+
+static char *repeat(const char *prefix, char c, size_t n, const char *suffix)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+    char *s = malloc(pl + n + sl + 1);
+    memcpy(s, prefix, pl);
+    memset(s + pl, c, n);
+    memcpy(s + pl + n, suffix, sl + 1);
+    return s;
+}
+
+static void test_limits(void)
+{
+    /* Request line: 8 KiB exactly is fine, one more byte is 414. */
+    size_t fixed = strlen("GET /") + strlen(" HTTP/1.1");
+    char *s = repeat("GET /", 'a', SR_API_MAX_REQUEST_LINE - fixed, " HTTP/1.1\r\nHost: h\r\n\r\n");
+    is_int(parse_status(s), 1, "request line of exactly 8 KiB: accepted");
+    free(s);
+    s = repeat("GET /", 'a', SR_API_MAX_REQUEST_LINE - fixed + 1, " HTTP/1.1\r\nHost: h\r\n\r\n");
+    is_int(parse_status(s), 414, "request line of 8 KiB + 1: 414");
+    free(s);
+    /* Refused before the line ends: no need to buffer an endless line. */
+    s = repeat("GET /", 'a', 20000, "");
+    is_int(parse_status(s), 414, "endless request line: 414 before its end");
+    free(s);
+
+    /* Header count: 100 fields fine, 101 is 431. */
+    char *h = malloc(64 * 1024);
+    size_t n = (size_t)sprintf(h, "GET / HTTP/1.1\r\nHost: h\r\n");
+    for (int i = 1; i < SR_API_MAX_HEADERS; i++)
+        n += (size_t)sprintf(h + n, "X-%d: v\r\n", i);
+    strcpy(h + n, "\r\n");
+    is_int(parse_status(h), 1, "100 header fields: accepted");
+    strcpy(h + n, "X-Last: v\r\n\r\n");
+    is_int(parse_status(h), 431, "101 header fields: 431");
+    free(h);
+
+    /* Header block: 64 KiB is the cap. */
+    s = repeat("GET / HTTP/1.1\r\nHost: h\r\nX-Big: ", 'b', SR_API_MAX_HEADER_BLOCK, "\r\n\r\n");
+    is_int(parse_status(s), 431, "header block over 64 KiB: 431");
+    free(s);
+    s = repeat("GET / HTTP/1.1\r\nHost: h\r\nX-Big: ", 'b', 60000, "\r\n\r\n");
+    is_int(parse_status(s), 1, "a 60 KB header: accepted");
+    free(s);
+
+    /* Body: 1 MiB is the cap, decided from Content-Length. */
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048576\r\n\r\n"), 1,
+           "Content-Length 1 MiB: accepted");
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048577\r\n\r\n"), 413,
+           "Content-Length 1 MiB + 1: 413");
+    is_int(parse_status(
+               "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+           413, "Content-Length that overflows: 413");
+}
+
+static void test_format(void)
+{
+    struct sr_api__response r = {.status = 405,
+                                 .content_type = "application/json",
+                                 .allow = "GET, HEAD",
+                                 .body = "{}",
+                                 .len = 2};
+    char buf[512];
+    size_t n =
+        sr_api__h1_format_head(buf, sizeof(buf), &r, false, 1, "Sun, 06 Nov 1994 08:49:37 GMT");
+    ok(n > 0, "head formatted");
+    ok(strncmp(buf, "HTTP/1.1 405 Method Not Allowed\r\n", 33) == 0, "status line");
+    ok(strstr(buf, "\r\nContent-Length: 2\r\n") != NULL, "Content-Length");
+    ok(strstr(buf, "\r\nAllow: GET, HEAD\r\n") != NULL, "Allow");
+    ok(strstr(buf, "\r\nConnection: close\r\n") != NULL, "Connection: close");
+    ok(strstr(buf, "\r\nServer: swarm-registry/") != NULL, "Server");
+    ok(strstr(buf, "\r\nCache-Control: no-cache\r\n") != NULL, "Cache-Control");
+    ok(strstr(buf, "\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n") != NULL, "Date");
+    ok(n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0, "ends with an empty line");
+
+    r.status = 200;
+    r.allow = NULL;
+    n = sr_api__h1_format_head(buf, sizeof(buf), &r, true, 0, "x");
+    ok(strstr(buf, "Connection: keep-alive\r\n") != NULL, "1.0 keep-alive says so");
+    ok(strstr(buf, "Allow") == NULL, "no Allow on 200");
+    n = sr_api__h1_format_head(buf, sizeof(buf), &r, true, 1, "x");
+    ok(strstr(buf, "Connection") == NULL, "1.1 keep-alive: no Connection header");
+    is_int(sr_api__h1_format_head(buf, 16, &r, true, 1, "x"), 0, "too small a buffer: 0");
+
+    char date[32];
+    is_str(sr_api__http_date(784111777, date, sizeof(date)), "Sun, 06 Nov 1994 08:49:37 GMT",
+           "IMF-fixdate (RFC 9110 §5.6.7 example)");
+}
+
+int main(void)
+{
+    test_simple();
+    test_split_everywhere();
+    test_pipelined();
+    test_versions();
+    test_bad_requests();
+    test_limits();
+    test_format();
+    return tap_done();
+}

@@ -14,6 +14,7 @@
 #ifndef SR_API_H
 #define SR_API_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 struct sr_cache;
@@ -22,11 +23,27 @@ struct sr_api;
 typedef void (*sr_api_done_cb)(int status, void *arg);
 
 /* Work the API asks of other modules. Each hook may be NULL (the endpoint
- * then answers 503). Hooks are called on the API thread and must not block;
- * `done` must be called exactly once, from any thread. */
+ * then answers 503). Hooks are called on the API thread and must not block.
+ * Contract of the asynchronous ones (resync, collect_metrics): a non-zero
+ * return means `done` will never be called (the API answers 503 at once);
+ * otherwise `done` is called exactly once, from any thread, status 0 on
+ * success, anything else on failure. */
 struct sr_api_hooks {
+    /* A full resync with Docker (POST /cache/refresh). */
     int (*resync)(void *ctx, sr_api_done_cb done, void *arg);
-    void *ctx;
+    /* Collects the metrics of one cached service now (POST
+     * /services/{name}/metrics); the fresh metrics are in the cache when
+     * done(0) runs. */
+    int (*collect_metrics)(void *ctx, const char *service_id, sr_api_done_cb done, void *arg);
+    void *ctx; /* passed to resync and collect_metrics */
+
+    /* The publisher's status for /health and GET /events, as a new JSON
+     * object: {"enabled":bool, "status":"disabled|connecting|connected|
+     * disconnected", "connected":bool, "broker":"host:port/vhost"|null,
+     * "exchange":..., "published":N, "confirmed":N, "queued":N, "dropped":N,
+     * "last_error":str|null}. Any thread, never blocks. NULL hook: disabled. */
+    json_t *(*publisher_status)(void *pub_ctx);
+    void *pub_ctx;
 };
 
 struct sr_api_opts {
@@ -40,6 +57,10 @@ struct sr_api_opts {
  * reason in err. Main thread. */
 struct sr_api *sr_api_new(const struct sr_api_opts *opts, const struct sr_api_hooks *hooks,
                           struct sr_cache *cache, char *err, size_t errlen);
+
+/* The /health body (new reference) and its HTTP status (200 or 503). Any
+ * thread, never blocks: the publisher sends it as health.check. */
+json_t *sr_api_health(struct sr_api *api, int *http_status);
 
 /* The bound port (useful with port 0). */
 unsigned sr_api_port(const struct sr_api *api);

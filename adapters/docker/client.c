@@ -55,7 +55,8 @@ static void reap(struct sr_http *h);
 static void on_fd(evutil_socket_t fd, short kind, void *arg)
 {
     struct sr_http *h = arg;
-    int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(h->multi, fd, action, &running);
     reap(h);
@@ -253,6 +254,8 @@ static void describe_error(struct sr_http_req *r, CURLcode rc, char *out, size_t
         if (target == NULL)
             target = r->h->base_url + strlen("http://");
         snprintf(out, outlen, "cannot connect to %s: %s", target, strerror((int)os_errno));
+    } else if (rc == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(out, outlen, "response body over %u MiB", SR_HTTP_MAX_BODY >> 20);
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         snprintf(out, outlen, "timed out (%s)", r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
     } else {
@@ -280,7 +283,7 @@ static void reap(struct sr_http *h)
         res.transport_ok = rc == CURLE_OK;
         if (rc != CURLE_OK) {
             if (r->too_big)
-                snprintf(why, sizeof(why), "response body over %u bytes", SR_HTTP_MAX_BODY);
+                snprintf(why, sizeof(why), "response body over %u MiB", SR_HTTP_MAX_BODY >> 20);
             else if (r->aborted)
                 snprintf(why, sizeof(why), "stream aborted by the reader");
             else
@@ -359,7 +362,8 @@ static struct sr_http_req *start(struct sr_http *h, const char *path, bool strea
     return r;
 }
 
-struct sr_http_req *sr_http_get(struct sr_http *h, const char *path, sr_http_done_cb done, void *arg)
+struct sr_http_req *sr_http_get(struct sr_http *h, const char *path, sr_http_done_cb done,
+                                void *arg)
 {
     return start(h, path, false, NULL, NULL, done, arg);
 }

@@ -14,18 +14,18 @@ struct event_base;
 struct sr_http;
 struct sr_http_req;
 
-#define SR_HTTP_MAX_BODY (64u << 20)  /* a bigger answer fails the transfer */
+#define SR_HTTP_MAX_BODY (64u << 20) /* a bigger answer fails the transfer */
 #define SR_HTTP_CONNECT_TIMEOUT_S 5
-#define SR_HTTP_TOTAL_TIMEOUT_S 30    /* plain requests; streams have none */
+#define SR_HTTP_TOTAL_TIMEOUT_S 30 /* plain requests; streams have none */
 
 struct sr_http_result {
-    bool transport_ok;     /* an HTTP answer arrived complete */
-    long status;           /* HTTP status, 0 when none */
-    const char *error;     /* curl's message when !transport_ok, else "" */
-    const char *body;      /* NUL-terminated (streams: only non-2xx bodies) */
+    bool transport_ok; /* an HTTP answer arrived complete */
+    long status;       /* HTTP status, 0 when none */
+    const char *error; /* curl's message when !transport_ok, else "" */
+    const char *body;  /* NUL-terminated (streams: only non-2xx bodies) */
     size_t len;
     const char *api_version; /* Api-Version header, "" when absent */
-    long date;             /* Date header as Unix seconds, -1 when absent */
+    long date;               /* Date header as Unix seconds, -1 when absent */
 };
 
 /* Final callback, exactly once per request unless it was cancelled. The

@@ -20,6 +20,7 @@
 #include "adapters/docker/docker_internal.h"
 #include "adapters/docker/labels.h"
 #include "adapters/docker/map.h"
+#include "adapters/docker/sockwatch.h"
 #include "cache/log.h"
 #include "cache/util.h"
 
@@ -34,7 +35,8 @@ static struct timeval tv_of(double sec)
 {
     if (sec < 0)
         sec = 0;
-    struct timeval tv = {.tv_sec = (time_t)sec, .tv_usec = (suseconds_t)((sec - (double)(time_t)sec) * 1e6)};
+    struct timeval tv = {.tv_sec = (time_t)sec,
+                         .tv_usec = (suseconds_t)((sec - (double)(time_t)sec) * 1e6)};
     return tv;
 }
 
@@ -130,12 +132,14 @@ static void sync_end(struct sr_docker *d, int rc)
     double delay;
     if (rc == 0) {
         d->backoff = 1;
+        d->last_failure = SR_SOURCE_CONNECTED;
         delay = next_sync_delay(d);
     } else {
         d->negotiated = false;
         delay = sr_docker__jitter(d, d->backoff);
         sr_log(SR_LOG_DEBUG, LOGGER, "sync failed; next attempt in %.1f s", delay);
-        d->backoff = d->backoff * 2 > SR_DOCKER_BACKOFF_MAX ? SR_DOCKER_BACKOFF_MAX : d->backoff * 2;
+        d->backoff =
+            d->backoff * 2 > SR_DOCKER_BACKOFF_MAX ? SR_DOCKER_BACKOFF_MAX : d->backoff * 2;
     }
     sr_docker__events_list_done(d);
     if (d->waiting != NULL || d->sync_wanted)
@@ -154,6 +158,12 @@ static void sync_fail(struct sr_docker *d, enum sr_source_state state, const cha
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
+    /* A different failure is progress (say the daemon answers again but its
+     * manager is still starting): retry soon rather than at a backoff grown
+     * while it was down. */
+    if (state != d->last_failure)
+        d->backoff = 1;
+    d->last_failure = state;
     set_state(d, state, "%s", reason);
     sync_end(d, -1);
 }
@@ -219,7 +229,8 @@ static void on_list(const struct sr_http_result *res, void *arg)
         json_t *doc = sr_docker_map_service(json_array_get(arr, i));
         /* The list filter only asks for the label to be present; labels.h
          * decides what "enabled" means, the same way for event refreshes. */
-        if (doc == NULL || !json_is_true(json_object_get(json_object_get(doc, "autoscaler"), "enabled"))) {
+        if (doc == NULL ||
+            !json_is_true(json_object_get(json_object_get(doc, "autoscaler"), "enabled"))) {
             skipped += doc == NULL;
             json_decref(doc);
             continue;
@@ -230,8 +241,8 @@ static void on_list(const struct sr_http_result *res, void *arg)
     }
     json_decref(arr);
     if (skipped > 0)
-        sr_log(SR_LOG_WARNING, LOGGER, "GET /services: skipped %zu element(s) without ID or Spec.Name",
-               skipped);
+        sr_log(SR_LOG_WARNING, LOGGER,
+               "GET /services: skipped %zu element(s) without ID or Spec.Name", skipped);
     struct sr_cache_diff diff = {0};
     size_t changes = sr_cache_replace(d->cache, svcs, kept, &diff);
     free(svcs);
@@ -417,9 +428,22 @@ static void on_wake(evutil_socket_t fd, short kind, void *arg)
         sync_start(d);
 }
 
+static void on_socket_created(void *arg)
+{
+    struct sr_docker *d = arg;
+    if (d->status.state == SR_SOURCE_CONNECTED || d->step != SR_DOCKER_STEP_IDLE)
+        return;
+    sr_log(SR_LOG_DEBUG, LOGGER, "%s (re)appeared: retrying now", d->ep.unix_path);
+    /* dockerd creates the socket a moment before it serves on it. */
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+    evtimer_add(d->sync_timer, &tv);
+}
+
 static void *thread_main(void *arg)
 {
     struct sr_docker *d = arg;
+    if (d->ep.unix_path[0] != '\0')
+        d->sockwatch = sr_sockwatch_new(d->base, d->ep.unix_path, on_socket_created, d);
     d->http = sr_http_new(d->base, d->ep.unix_path, d->ep.http_base);
     if (d->http == NULL) {
         sr_log(SR_LOG_CRITICAL, LOGGER, "could not create the curl multi handle");
@@ -431,6 +455,8 @@ static void *thread_main(void *arg)
     /* Stopping: abort every transfer, then fail whatever still waits. */
     sr_http_free(d->http);
     d->http = NULL;
+    sr_sockwatch_free(d->sockwatch);
+    d->sockwatch = NULL;
     d->step_req = NULL;
     d->stream_req = NULL;
     sr_docker__events_teardown(d);
@@ -467,8 +493,8 @@ int sr_docker_request_resync(struct sr_docker *d, sr_docker_done_cb cb, void *ar
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
-struct sr_docker *sr_docker_new(const struct sr_docker_opts *opts, struct sr_cache *cache, char *err,
-                                size_t errlen)
+struct sr_docker *sr_docker_new(const struct sr_docker_opts *opts, struct sr_cache *cache,
+                                char *err, size_t errlen)
 {
     struct sr_docker__endpoint ep;
     if (opts == NULL || cache == NULL) {
@@ -491,6 +517,7 @@ struct sr_docker *sr_docker_new(const struct sr_docker_opts *opts, struct sr_cac
     d->stream_backoff = 1;
     d->seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)d;
     d->status.state = SR_SOURCE_CONNECTING;
+    d->last_failure = SR_SOURCE_CONNECTED;
     pthread_mutex_init(&d->mu, NULL);
     sr_linesplit_init(&d->split, SR_LINESPLIT_MAX);
     return d;
@@ -498,8 +525,8 @@ struct sr_docker *sr_docker_new(const struct sr_docker_opts *opts, struct sr_cac
 
 static void free_events(struct sr_docker *d)
 {
-    struct event **evs[] = {&d->wake_ev,  &d->sync_timer, &d->wait_timer,
-                            &d->work_ev,  &d->node_timer, &d->settle_timer};
+    struct event **evs[] = {&d->wake_ev, &d->sync_timer, &d->wait_timer,
+                            &d->work_ev, &d->node_timer, &d->settle_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (*evs[i] != NULL)
             event_free(*evs[i]);

@@ -3,16 +3,41 @@
  * DESIGN
  * - One thread, started by sr_docker_start, owns an event base and a curl
  *   multi handle driven through the multi socket API (curl's hiperfifo
- *   pattern). Nothing on that thread blocks: every Docker call is a transfer
- *   on the multi handle.
- * - It negotiates the API version (GET /_ping, then /version), checks that the
- *   node is an active swarm manager (GET /info), lists the services labelled
- *   autoscaler.enabled=true (GET /services?filters=...&status=true), maps each
- *   into the cache's representation and commits a full refresh to the cache
- *   every refresh_interval_sec.
+ *   pattern, client.c). Nothing on that thread blocks: every Docker call is a
+ *   transfer on the multi handle (connect timeout 5 s, total 30 s except for
+ *   the /events stream, bodies capped at 64 MiB).
+ * - A full sync (docker.c): negotiate the API version (GET /_ping: min(the
+ *   daemon's Api-Version, 1.47), below 1.41 is an error; GET /version), check
+ *   that the node is an active swarm manager (GET /info: LocalNodeState
+ *   "active" and ControlAvailable; a 503 from /services counts too), open
+ *   GET /events if it is down, then list the services carrying the
+ *   autoscaler.enabled label (GET /services?filters={"label":
+ *   {"autoscaler.enabled":true}}&status=true), keep those labels.h calls
+ *   enabled ("true", any case), map them (map.h) and commit them with
+ *   sr_cache_replace. The handshake is skipped while all is well; a full sync
+ *   runs every refresh_interval_sec and on sr_docker_request_resync.
+ * - The live cache (events.c): /events (service, container, node) is read as
+ *   a stream and split into lines (linesplit.c, 1 MiB cap). A service
+ *   create/update/remove re-GETs that one service (list endpoint filtered by
+ *   id, so ServiceStatus is there) and upserts or removes it; container
+ *   start/die/destroy of a cached service's task does the same; both then
+ *   poll that service a few times (0.5..8 s) until running == desired, since
+ *   RunningTasks lags the container events. Node events trigger one full
+ *   sync (1 s debounce). One refresh in flight per service id, re-run once if
+ *   more events came. When the stream drops, the next sync reopens it with
+ *   since=<last timeNano> (replays deduped) and lists again.
  * - Failures never stop the thread: the source status in the cache says what
- *   is wrong (unreachable, not a manager, bad answers) and the next attempt
- *   comes after a capped exponential backoff (1 s doubling to 30 s, jittered).
+ *   is wrong (unreachable, not a manager, bad answers; logged once per
+ *   change, logger "docker") and the next attempt comes after a capped
+ *   exponential backoff (1 s doubling to 30 s, +-20% jitter), reset when the
+ *   kind of failure changes. For a unix socket, an inotify watch retries at
+ *   once when the socket file is re-created (a restarted dockerd).
+ *
+ * PROCESS SETUP (main, once, before any thread starts):
+ *   evthread_use_pthreads();            other threads event_active() our base
+ *   curl_global_init(CURL_GLOBAL_DEFAULT);  this module never calls it
+ *   json_object_seed(0);
+ * and curl_global_cleanup() after sr_docker_free.
  */
 #ifndef SR_DOCKER_H
 #define SR_DOCKER_H
@@ -43,16 +68,24 @@ struct sr_docker *sr_docker_new(const struct sr_docker_opts *opts, struct sr_cac
 int sr_docker_start(struct sr_docker *d);
 
 /* Completion of a request made from another thread. Runs on the docker
- * thread: it must not block, and must hand the result to its own thread. */
+ * thread (or, for requests still queued when the adapter is freed without
+ * ever having started, on the caller of sr_docker_free): it must not block,
+ * and must hand the result to its own thread. */
 typedef void (*sr_docker_done_cb)(int status, void *arg);
 
 /* Asks for a full resync as soon as possible; `cb` (may be NULL) runs on the
  * docker thread when it has been committed (status 0) or has failed
- * (status < 0). Any thread. Returns 0, or -1 if the adapter is stopping. */
+ * (status < 0). Requests queued before a sync starts are answered by that
+ * sync; requests arriving while one runs share the next one, which starts as
+ * soon as it ends (whatever the backoff). sr_docker_stop answers pending
+ * requests with -1. Any thread; never blocks (a mutex held for a few
+ * instructions). Returns 0, or -1 if the adapter is stopping (cb not
+ * called). */
 int sr_docker_request_resync(struct sr_docker *d, sr_docker_done_cb cb, void *arg);
 
-/* Stops the thread (aborting transfers) and joins it. Main thread only;
- * idempotent. */
+/* Stops the thread (aborting transfers, answering pending resync requests
+ * with -1) and joins it. Main thread only; idempotent; returns within
+ * milliseconds (nothing on the docker thread blocks). */
 void sr_docker_stop(struct sr_docker *d);
 void sr_docker_free(struct sr_docker *d); /* stops first if needed; NULL ok */
 

@@ -17,20 +17,21 @@
 #include "adapters/docker/url.h"
 #include "cache/cache.h"
 
-#define SR_DOCKER_MAX_API "1.47"     /* newest API version this client speaks */
-#define SR_DOCKER_MIN_API_MINOR 41   /* 1.41 = Docker 20.10: ServiceStatus */
-#define SR_DOCKER_BACKOFF_MAX 30.0   /* seconds */
-#define SR_DOCKER_STREAM_WAIT 3.0    /* how long a sync waits for /events to open */
-#define SR_DOCKER_NODE_DEBOUNCE 1.0  /* node events -> one full resync */
-#define SR_DOCKER_MAX_REFRESHES 8    /* per-service refreshes in flight */
-#define SR_DOCKER_MAX_PENDING 256    /* more pending ids than this: full resync */
-#define SR_DOCKER_DEDUPE 16          /* keys kept for the newest timeNano */
-#define SR_DOCKER_SETTLE_POLLS 5     /* follow-ups after an event: 0.5, 1, 2, 4, 8 s */
+#define SR_DOCKER_MAX_API "1.47"    /* newest API version this client speaks */
+#define SR_DOCKER_MIN_API_MINOR 41  /* 1.41 = Docker 20.10: ServiceStatus */
+#define SR_DOCKER_BACKOFF_MAX 30.0  /* seconds */
+#define SR_DOCKER_STREAM_WAIT 3.0   /* how long a sync waits for /events to open */
+#define SR_DOCKER_NODE_DEBOUNCE 1.0 /* node events -> one full resync */
+#define SR_DOCKER_MAX_REFRESHES 8   /* per-service refreshes in flight */
+#define SR_DOCKER_MAX_PENDING 256   /* more pending ids than this: full resync */
+#define SR_DOCKER_DEDUPE 16         /* keys kept for the newest timeNano */
+#define SR_DOCKER_SETTLE_POLLS 5    /* follow-ups after an event: 0.5, 1, 2, 4, 8 s */
 
 struct event;
 struct event_base;
 struct sr_http;
 struct sr_http_req;
+struct sr_sockwatch;
 
 struct sr_docker__resync {
     sr_docker_done_cb cb;
@@ -91,13 +92,14 @@ struct sr_docker {
 
     /* docker thread */
     struct event_base *base;
-    struct event *wake_ev;    /* event_active from any thread */
-    struct event *sync_timer; /* next full sync (refresh or retry) */
-    struct event *wait_timer; /* STEP_STREAM: give up waiting; also "go on" */
-    struct event *work_ev;    /* start pending per-service refreshes */
-    struct event *node_timer; /* node-event debounce */
+    struct event *wake_ev;      /* event_active from any thread */
+    struct event *sync_timer;   /* next full sync (refresh or retry) */
+    struct event *wait_timer;   /* STEP_STREAM: give up waiting; also "go on" */
+    struct event *work_ev;      /* start pending per-service refreshes */
+    struct event *node_timer;   /* node-event debounce */
     struct event *settle_timer; /* follow-up refreshes of converging services */
     struct sr_http *http;
+    struct sr_sockwatch *sockwatch; /* unix socket re-created: retry now */
     unsigned seed;
 
     enum sr_docker__step step;
@@ -108,28 +110,29 @@ struct sr_docker {
     struct sr_docker__resync *inflight; /* answered by the running sync */
     bool sync_wanted;                   /* an internal reason for another sync */
     double backoff;                     /* next retry delay (before jitter) */
+    enum sr_source_state last_failure;  /* of the previous failed sync */
     struct sr_source_status status;     /* what the cache was last told */
 
     enum sr_docker__stream stream;
     struct sr_http_req *stream_req;
     struct sr_linesplit split;
-    int64_t resume_ns;       /* since= for the next connection; 0 = live only */
-    int64_t last_ns;         /* newest timeNano seen */
+    int64_t resume_ns; /* since= for the next connection; 0 = live only */
+    int64_t last_ns;   /* newest timeNano seen */
     struct sr_docker__event_key seen[SR_DOCKER_DEDUPE]; /* events at last_ns */
     size_t nseen;
-    double stream_backoff;   /* next reconnect delay (before jitter) */
-    double stream_retry_at;  /* sr_mono() time; 0 when the stream is fine */
+    double stream_backoff;  /* next reconnect delay (before jitter) */
+    double stream_retry_at; /* sr_mono() time; 0 when the stream is fine */
     double stream_opened_at;
-    uint64_t stream_events;  /* valid events on this connection */
+    uint64_t stream_events; /* valid events on this connection */
     uint64_t bad_lines;
-    uint64_t dropped_seen;   /* split.dropped already logged */
+    uint64_t dropped_seen; /* split.dropped already logged */
     struct sr_docker__refresh *refreshes;
     size_t nrefreshes, nflight;
 };
 
 /* docker.c */
-void sr_docker__publish(struct sr_docker *d);     /* d->status -> cache */
-void sr_docker__want_sync(struct sr_docker *d);   /* a full sync soon (coalesced) */
+void sr_docker__publish(struct sr_docker *d);        /* d->status -> cache */
+void sr_docker__want_sync(struct sr_docker *d);      /* a full sync soon (coalesced) */
 void sr_docker__stream_settled(struct sr_docker *d); /* opened or failed */
 double sr_docker__jitter(struct sr_docker *d, double base);
 /* Docker's error message of a failed answer, or a prefix of its body. */

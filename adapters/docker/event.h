@@ -16,10 +16,10 @@ enum sr_docker_event_kind {
 
 struct sr_docker_event {
     enum sr_docker_event_kind kind;
-    int64_t time_nano; /* timeNano, or time * 1e9; 0 when absent */
-    char type[16];     /* Type, truncated */
-    char action[48];   /* Action, truncated (exec_* carry a command) */
-    char actor_id[72]; /* Actor.ID, truncated */
+    int64_t time_nano;   /* timeNano, or time * 1e9; 0 when absent */
+    char type[16];       /* Type, truncated */
+    char action[48];     /* Action, truncated (exec_* carry a command) */
+    char actor_id[72];   /* Actor.ID, truncated */
     char service_id[72]; /* the service to refresh, "" unless SERVICE/TASK */
 };
 

@@ -122,11 +122,13 @@ static bool apply_refresh(struct sr_docker *d, const char *id, const struct sr_h
         }
     }
     json_decref(arr);
-    if (doc != NULL && json_is_true(json_object_get(json_object_get(doc, "autoscaler"), "enabled"))) {
+    if (doc != NULL &&
+        json_is_true(json_object_get(json_object_get(doc, "autoscaler"), "enabled"))) {
         char name[128];
         snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(doc, "name")));
         const json_t *reps = json_object_get(doc, "replicas");
-        const json_t *want = json_object_get(reps, "desired"), *run = json_object_get(reps, "running");
+        const json_t *want = json_object_get(reps, "desired"),
+                     *run = json_object_get(reps, "running");
         bool settled = !json_is_integer(want) || !json_is_integer(run) ||
                        json_integer_value(want) == json_integer_value(run);
         long long w = json_integer_value(want), g = json_integer_value(run);
@@ -354,8 +356,8 @@ static void on_stream_open(const struct sr_http_result *res, void *arg)
     /* Resume point if nothing arrives on this connection: the daemon's clock
      * at subscription (Date, 1 s resolution, so one second earlier), ours
      * when it sent none. Replaying a little too much only costs GETs. */
-    int64_t at = res->date > 0 ? ((int64_t)res->date - 1) * 1000000000
-                               : (int64_t)((sr_now() - 1.0) * 1e9);
+    int64_t at =
+        res->date > 0 ? ((int64_t)res->date - 1) * 1000000000 : (int64_t)((sr_now() - 1.0) * 1e9);
     if (at > d->resume_ns)
         d->resume_ns = at;
     d->status.events_connected = true;
@@ -377,7 +379,7 @@ static void on_stream_done(const struct sr_http_result *res, void *arg)
         d->stream_backoff = 1;
     double delay = sr_docker__jitter(d, d->stream_backoff);
     d->stream_backoff = d->stream_backoff * 2 > SR_DOCKER_BACKOFF_MAX ? SR_DOCKER_BACKOFF_MAX
-                                                                     : d->stream_backoff * 2;
+                                                                      : d->stream_backoff * 2;
     d->stream_retry_at = sr_mono() + delay;
     char msg[200];
     if (res->transport_ok && (res->status < 200 || res->status >= 300))
@@ -385,7 +387,8 @@ static void on_stream_done(const struct sr_http_result *res, void *arg)
     else
         snprintf(msg, sizeof(msg), "%s", res->transport_ok ? "closed by the daemon" : res->error);
     if (was_open)
-        sr_log(SR_LOG_WARNING, LOGGER, "events stream lost: %s; reconnecting in %.1f s", msg, delay);
+        sr_log(SR_LOG_WARNING, LOGGER, "events stream lost: %s; reconnecting in %.1f s", msg,
+               delay);
     else
         sr_log(SR_LOG_WARNING, LOGGER, "events stream failed (HTTP %ld): %s; retrying in %.1f s",
                res->status, msg, delay);
@@ -411,7 +414,8 @@ int sr_docker__events_start(struct sr_docker *d)
 {
     if (d->stream != SR_DOCKER_STREAM_IDLE)
         return 0;
-    char *filters = sr_http_escape("{\"type\":{\"service\":true,\"container\":true,\"node\":true}}");
+    char *filters =
+        sr_http_escape("{\"type\":{\"service\":true,\"container\":true,\"node\":true}}");
     char path[512];
     int n = snprintf(path, sizeof(path), "/v%s/events?filters=%s", d->api, filters);
     free(filters);
@@ -419,7 +423,8 @@ int sr_docker__events_start(struct sr_docker *d)
         snprintf(path + n, sizeof(path) - (size_t)n, "&since=%lld.%09lld",
                  (long long)(d->resume_ns / 1000000000), (long long)(d->resume_ns % 1000000000));
     sr_linesplit_reset(&d->split);
-    d->stream_req = sr_http_stream(d->http, path, on_stream_open, on_stream_data, on_stream_done, d);
+    d->stream_req =
+        sr_http_stream(d->http, path, on_stream_open, on_stream_data, on_stream_done, d);
     if (d->stream_req == NULL) {
         sr_log(SR_LOG_WARNING, LOGGER, "could not start GET %s", path);
         return -1;

@@ -146,7 +146,8 @@ void sr_labels_parse(const json_t *labels, struct sr_autoscale *out, json_t *err
     if (out->min_replicas > out->max_replicas) {
         struct pending *p = &errs[F_MAX];
         char why[400];
-        snprintf(why, sizeof(why), "%.150s%sautoscaler.max %d is less than autoscaler.min %d: raised to %d",
+        snprintf(why, sizeof(why),
+                 "%.150s%sautoscaler.max %d is less than autoscaler.min %d: raised to %d",
                  p->set ? p->error : "", p->set ? "; then " : "", out->max_replicas,
                  out->min_replicas, out->min_replicas);
         if (!p->set)

@@ -12,12 +12,12 @@ enum sr_metric {
 };
 
 struct sr_autoscale {
-    bool enabled;           /* autoscaler.enabled, default false */
-    enum sr_metric metric;  /* autoscaler.metric, default cpu */
-    int cpu_threshold;      /* autoscaler.cpu.threshold, 1..100, default 70 */
-    int memory_threshold;   /* autoscaler.memory.threshold, 1..100, default 70 */
-    int min_replicas;       /* autoscaler.min, >= 0, default 1 */
-    int max_replicas;       /* autoscaler.max, >= 1, default 2, >= min */
+    bool enabled;          /* autoscaler.enabled, default false */
+    enum sr_metric metric; /* autoscaler.metric, default cpu */
+    int cpu_threshold;     /* autoscaler.cpu.threshold, 1..100, default 70 */
+    int memory_threshold;  /* autoscaler.memory.threshold, 1..100, default 70 */
+    int min_replicas;      /* autoscaler.min, >= 0, default 1 */
+    int max_replicas;      /* autoscaler.max, >= 1, default 2, >= min */
 };
 
 /* Parses `labels` (a JSON object of string values, or NULL) into *out.

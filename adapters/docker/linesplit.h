@@ -10,7 +10,7 @@
 #define SR_LINESPLIT_MAX (1u << 20) /* default line cap: 1 MiB */
 
 struct sr_linesplit {
-    char *buf;        /* the unfinished line (owned) */
+    char *buf; /* the unfinished line (owned) */
     size_t len, cap;
     size_t max;       /* longest line kept, without its '\n' */
     int discarding;   /* inside a line that went over max */

@@ -102,8 +102,10 @@ json_t *sr_docker_map_service(const json_t *svc)
     json_object_set_new(out, "image", image(spec));
     json_object_set_new(out, "mode", mname != NULL ? json_string(mname) : json_null());
     json_object_set_new(out, "replicas", replicas(svc, mode));
-    json_object_set_new(out, "labels", json_is_object(labels) ? json_deep_copy(labels) : json_object());
-    json_object_set_new(out, "stack", str_or_null(json_object_get(labels, "com.docker.stack.namespace")));
+    json_object_set_new(out, "labels",
+                        json_is_object(labels) ? json_deep_copy(labels) : json_object());
+    json_object_set_new(out, "stack",
+                        str_or_null(json_object_get(labels, "com.docker.stack.namespace")));
     json_object_set_new(out, "created_at", str_or_null(json_object_get(svc, "CreatedAt")));
     json_object_set_new(out, "updated_at", str_or_null(json_object_get(svc, "UpdatedAt")));
     json_object_set_new(out, "version_index", int_or_null(get2(svc, "Version", "Index")));

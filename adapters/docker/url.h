@@ -15,7 +15,6 @@ struct sr_docker__endpoint {
  * with host a name, an IPv4 address or a [bracketed] IPv6 address, and at
  * most a trailing "/". Returns 0 and fills *ep (may be NULL), or -1 with a
  * one-line reason in err. */
-int sr_docker__parse_url(const char *url, struct sr_docker__endpoint *ep, char *err,
-                         size_t errlen);
+int sr_docker__parse_url(const char *url, struct sr_docker__endpoint *ep, char *err, size_t errlen);
 
 #endif

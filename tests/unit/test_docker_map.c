@@ -80,10 +80,10 @@ int main(void)
 
     /* key order is part of the contract */
     char *text = json_dumps(web, JSON_COMPACT);
-    const char *order[] = {"\"id\"",         "\"name\"",       "\"image\"",
-                           "\"mode\"",       "\"replicas\"",   "\"labels\"",
-                           "\"stack\"",      "\"created_at\"", "\"updated_at\"",
-                           "\"version_index\"", "\"autoscaler\"", "\"config_errors\""};
+    const char *order[] = {
+        "\"id\"",         "\"name\"",          "\"image\"",      "\"mode\"",
+        "\"replicas\"",   "\"labels\"",        "\"stack\"",      "\"created_at\"",
+        "\"updated_at\"", "\"version_index\"", "\"autoscaler\"", "\"config_errors\""};
     const char *prev = text;
     int in_order = 1;
     for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {

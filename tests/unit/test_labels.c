@@ -123,8 +123,8 @@ int main(void)
     /* ---- each bad value ---- */
     bad("autoscaler.max", "{\"autoscaler.max\":\"abc\"}", "abc", "2");
     bad("autoscaler.max", "{\"autoscaler.max\":\"0\"}", "0", "2");
-    bad("autoscaler.max", "{\"autoscaler.max\":\"99999999999999999999\"}",
-        "99999999999999999999", "2");
+    bad("autoscaler.max", "{\"autoscaler.max\":\"99999999999999999999\"}", "99999999999999999999",
+        "2");
     bad("autoscaler.min", "{\"autoscaler.min\":\"-1\"}", "-1", "1");
     bad("autoscaler.min", "{\"autoscaler.min\":\"abc\"}", "abc", "1");
     bad("autoscaler.min", "{\"autoscaler.min\":\"\"}", "", "1");
@@ -151,8 +151,8 @@ int main(void)
     is_int(json_array_size(errors), 3, "several bad fields: three entries");
     is_str(json_string_value(json_object_get(json_array_get(errors, 0), "label")),
            "autoscaler.metric", "entries in label order (metric first)");
-    is_str(json_string_value(json_object_get(json_array_get(errors, 2), "label")),
-           "autoscaler.max", "entries in label order (max last)");
+    is_str(json_string_value(json_object_get(json_array_get(errors, 2), "label")), "autoscaler.max",
+           "entries in label order (max last)");
     json_decref(errors);
 
     /* ---- min > max ---- */
@@ -213,9 +213,14 @@ int main(void)
 
     /* ---- sr_docker_check_url ---- */
     static const char *const good[] = {
-        "unix:///var/run/docker.sock", "unix:///tmp/x.sock", "tcp://127.0.0.1:2375",
-        "tcp://docker:2376",           "http://localhost:2375", "http://127.0.0.1:2375/",
-        "tcp://[::1]:2375",            "tcp://host",
+        "unix:///var/run/docker.sock",
+        "unix:///tmp/x.sock",
+        "tcp://127.0.0.1:2375",
+        "tcp://docker:2376",
+        "http://localhost:2375",
+        "http://127.0.0.1:2375/",
+        "tcp://[::1]:2375",
+        "tcp://host",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         char err[256] = "";
@@ -239,7 +244,8 @@ int main(void)
         "tcp://host:2375/path",
         "http://user@host:2375",
         "http://host:2375?x=1",
-        "unix:///aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "unix:///"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock",
     };
     for (size_t i = 0; i < sizeof(badu) / sizeof(badu[0]); i++) {

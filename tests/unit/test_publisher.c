@@ -255,6 +255,7 @@ static void test_outbox(void)
     uint64_t tag = 1;
 
     sr_pub_outbox_init(&ob, 2, 10);
+    is_int(ob.window, 1, "window is at most half the bound");
     is_int(sr_pub_outbox_push(&ob, msg(1), false), 0, "push 1: no drop");
     is_int(sr_pub_outbox_push(&ob, msg(2), false), 0, "push 2: no drop");
     ok(!ob.resync, "no resync before any drop");
@@ -264,18 +265,28 @@ static void test_outbox(void)
     ok(ob.resync, "a drop asks for a resync");
     is_int(sr_pub_outbox_push(&ob, msg(4), true), 0, "forced push: no drop");
     is_int(ob.count, 3, "forced push may exceed the bound");
-    is_str(send_all(&ob, &tag), "2,3,4", "sent in order");
-    is_int(ob.nsent, 3, "three in flight");
-    is_int(sr_pub_outbox_push(&ob, msg(5), false), 2, "pushing past max drops in-flight ones too");
-    is_str(contents(&ob), "4,5", "back to the bound, newest kept");
-    is_int(ob.nsent, 1, "in-flight count follows the drops");
-    is_int(sr_pub_outbox_ack(&ob, 2, true), 0, "ack for dropped messages (tags 1-2): ignored");
+    is_str(send_all(&ob, &tag), "2", "sent in order, one in flight");
+    is_int(sr_pub_outbox_push(&ob, msg(5), false), 2, "back to the bound");
+    is_str(contents(&ob), "2,5", "the in-flight one stays, the oldest queued ones go");
+    is_int(ob.nsent, 1, "still one in flight");
+    is_int(sr_pub_outbox_ack(&ob, 1, false), 1, "its confirm");
+    is_str(contents(&ob), "5", "confirmed message leaves");
     is_str(send_all(&ob, &tag), "5", "the new one is sent");
-    is_int(sr_pub_outbox_ack(&ob, tag - 1, false), 1, "single ack of the last");
-    is_str(contents(&ob), "4,5", "... which waits behind the unconfirmed 4");
-    is_int(sr_pub_outbox_ack(&ob, 3, false), 1, "ack of 4");
-    is_int(ob.count, 0, "both confirmed messages leave");
+    is_int(sr_pub_outbox_ack(&ob, tag - 1, true), 1, "confirmed");
+    is_int(ob.count, 0, "empty");
     is_int(ob.confirmed, 2, "confirmed counted");
+    is_int(ob.dropped, 3, "drops counted");
+    sr_pub_outbox_clear(&ob);
+
+    /* A message to send again is older than any new one: it goes first. */
+    sr_pub_outbox_init(&ob, 3, 10);
+    tag = 1;
+    for (uint64_t i = 1; i <= 3; i++)
+        sr_pub_outbox_push(&ob, msg(i), false);
+    is_str(send_all(&ob, &tag), "1", "window 1 of a bound of 3");
+    sr_pub_outbox_reset(&ob);
+    is_int(sr_pub_outbox_push(&ob, msg(4), false), 1, "overflow");
+    is_str(contents(&ob), "2,3,4", "the unconfirmed resend was the oldest: dropped");
     sr_pub_outbox_clear(&ob);
 
     /* Confirms: multiple, out of order, nack, reset. */
@@ -285,13 +296,13 @@ static void test_outbox(void)
         sr_pub_outbox_push(&ob, msg(i), false);
     is_str(send_all(&ob, &tag), "1,2,3,4,5,6", "six sent, tags 1-6");
     is_int(sr_pub_outbox_ack(&ob, 2, false), 1, "ack tag 2 alone");
-    is_str(contents(&ob), "1,2,3,4,5,6", "... stays until tag 1 is confirmed too");
+    is_str(contents(&ob), "1,3,4,5,6", "... it leaves at once");
     is_int(sr_pub_outbox_ack(&ob, 3, true), 2, "ack multiple up to 3: tags 1 and 3");
-    is_str(contents(&ob), "4,5,6", "1-3 left in order");
+    is_str(contents(&ob), "4,5,6", "order kept");
     is_int(sr_pub_outbox_nack(&ob, 5, false), 1, "nack tag 5");
     is_str(send_all(&ob, &tag), "5", "the nacked one is sent again (tag 7)");
     is_int(sr_pub_outbox_ack(&ob, 6, true), 2, "ack multiple up to 6: tags 4 and 6");
-    is_str(contents(&ob), "5,6", "5 waits for its new tag, confirmed 6 behind it");
+    is_str(contents(&ob), "5", "5 waits for its new tag");
     is_int(sr_pub_outbox_ack(&ob, 6, false), 0, "a stale tag matches nothing");
     is_int(sr_pub_outbox_ack(&ob, 7, false), 1, "ack of the resend");
     is_int(ob.count, 0, "empty");
@@ -301,7 +312,6 @@ static void test_outbox(void)
     for (uint64_t i = 10; i <= 13; i++)
         sr_pub_outbox_push(&ob, msg(i), false);
     tag = 1;
-    sr_pub_outbox_next(&ob);
     sr_pub_outbox_sent(&ob, sr_pub_outbox_next(&ob), tag++);
     sr_pub_outbox_sent(&ob, sr_pub_outbox_next(&ob), tag++);
     is_int(sr_pub_outbox_ack(&ob, 2, false), 1, "11 confirmed, 10 not");
@@ -312,6 +322,7 @@ static void test_outbox(void)
                                              "not the confirmed one");
     is_int(sr_pub_outbox_ack(&ob, 0, true), 3, "ack multiple with tag 0: everything");
     is_int(ob.count, 0, "all gone");
+    ok(ob.head == NULL && ob.tail == NULL && ob.unsent == NULL, "list pointers reset");
     sr_pub_outbox_clear(&ob);
 
     /* Window. */
@@ -324,6 +335,8 @@ static void test_outbox(void)
     is_str(send_all(&ob, &tag), "3", "one confirm opens one slot");
     sr_pub_outbox_nack(&ob, 2, false);
     is_str(send_all(&ob, &tag), "2", "a nacked message takes a free slot first");
+    sr_pub_outbox_push(&ob, msg(6), false);
+    is_str(contents(&ob), "2,3,4,5,6", "tail append after resends");
     sr_pub_outbox_clear(&ob);
     is_int(ob.count, 0, "clear empties");
 }

@@ -3,6 +3,7 @@
  * Writers serialise on write_mu, so a read-modify-swap of the current
  * snapshot never races another writer; readers only touch the rwlock. */
 #include "cache/cache.h"
+#include "cache/cache_internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -48,6 +49,11 @@ struct listener {
     void *arg;
 };
 
+struct event_listener {
+    sr_cache_event_cb cb;
+    void *arg;
+};
+
 struct sr_cache {
     pthread_rwlock_t lock;      /* guards `current` (the pointer only) */
     struct sr_snapshot *current;
@@ -56,6 +62,10 @@ struct sr_cache {
     struct sr_cache_stats stats;
     struct listener listeners[MAX_LISTENERS];
     size_t nlisteners;
+    struct event_listener elisteners[MAX_LISTENERS];
+    size_t nelisteners;
+    pthread_mutex_t feed_mu;    /* guards ring */
+    struct sr_ring ring;
 };
 
 /* ---- services ---------------------------------------------------------- */
@@ -312,6 +322,11 @@ static void commit(struct sr_cache *cache, struct draft *d, struct changes *ch,
     uint64_t version = old->version;
     for (size_t i = 0; i < ch->n; i++)
         ch->v[i].version = ++version;
+    /* A full refresh that changed something is itself an event
+     * (services.updated, the whole list), with its own revision. */
+    int resync = reason == SR_COMMIT_FULL_REFRESH && ch->n > 0;
+    if (resync)
+        version++;
 
     struct sr_snapshot *next = NULL;
     if (ch->n > 0) {
@@ -349,14 +364,35 @@ static void commit(struct sr_cache *cache, struct draft *d, struct changes *ch,
         cache->stats.last_refresh = sr_now();
     }
     pthread_mutex_unlock(&cache->stats_mu);
+
+    if (next != NULL) {
+        /* Events are built and delivered while write_mu is still held, so
+         * the ring and every listener see revisions strictly in order. */
+        size_t nev = ch->n + (size_t)resync;
+        struct sr_event **evs = sr_calloc(nev, sizeof(*evs));
+        char ts[40];
+        sr_format_time(sr_now(), ts, sizeof(ts));
+        for (size_t i = 0; i < ch->n; i++)
+            evs[i] = sr_cache__event_for_change(&ch->v[i], ts);
+        if (resync)
+            evs[ch->n] = sr_cache__event_resync(next, version, ts);
+        pthread_mutex_lock(&cache->feed_mu);
+        for (size_t i = 0; i < nev; i++)
+            sr_cache__ring_push(&cache->ring, sr_event_incref(evs[i]));
+        pthread_mutex_unlock(&cache->feed_mu);
+
+        for (size_t i = 0; i < cache->nlisteners; i++)
+            cache->listeners[i].cb(ch->v, ch->n, reason, next, cache->listeners[i].arg);
+        for (size_t i = 0; i < cache->nelisteners; i++)
+            cache->elisteners[i].cb(evs, nev, cache->elisteners[i].arg);
+        for (size_t i = 0; i < nev; i++)
+            sr_event_release(evs[i]);
+        free(evs);
+    }
     pthread_mutex_unlock(&cache->write_mu);
 
     sr_snapshot_release(old);
-    if (next != NULL) {
-        for (size_t i = 0; i < cache->nlisteners; i++)
-            cache->listeners[i].cb(ch->v, ch->n, reason, next, cache->listeners[i].arg);
-        sr_snapshot_release(next);
-    }
+    sr_snapshot_release(next);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -535,6 +571,41 @@ int sr_cache_set_metrics(struct sr_cache *cache, const char *service_id, json_t 
     return 1;
 }
 
+int sr_cache_add_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg)
+{
+    if (cache->nelisteners == MAX_LISTENERS)
+        return -1;
+    cache->elisteners[cache->nelisteners].cb = cb;
+    cache->elisteners[cache->nelisteners].arg = arg;
+    cache->nelisteners++;
+    return 0;
+}
+
+void sr_cache_set_log_size(struct sr_cache *cache, size_t n)
+{
+    pthread_mutex_lock(&cache->feed_mu);
+    sr_cache__ring_free(&cache->ring);
+    sr_cache__ring_init(&cache->ring, n);
+    pthread_mutex_unlock(&cache->feed_mu);
+}
+
+size_t sr_cache_events_since(struct sr_cache *cache, uint64_t since, struct sr_event **out,
+                             size_t max, uint64_t *oldest)
+{
+    pthread_mutex_lock(&cache->feed_mu);
+    size_t n = sr_cache__ring_since(&cache->ring, since, out, max, oldest);
+    pthread_mutex_unlock(&cache->feed_mu);
+    return n;
+}
+
+uint64_t sr_cache_version(struct sr_cache *cache)
+{
+    struct sr_snapshot *s = sr_cache_acquire(cache);
+    uint64_t v = s->version;
+    sr_snapshot_release(s);
+    return v;
+}
+
 int sr_cache_add_listener(struct sr_cache *cache, sr_cache_change_cb cb, void *arg)
 {
     if (cache->nlisteners == MAX_LISTENERS)
@@ -574,6 +645,8 @@ struct sr_cache *sr_cache_new(void)
     pthread_rwlock_init(&cache->lock, NULL);
     pthread_mutex_init(&cache->write_mu, NULL);
     pthread_mutex_init(&cache->stats_mu, NULL);
+    pthread_mutex_init(&cache->feed_mu, NULL);
+    sr_cache__ring_init(&cache->ring, SR_CACHE_DEFAULT_LOG_SIZE);
     struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
                       .mets = sr_calloc(1, sizeof(struct sr_svc *))};
     cache->current = snapshot_new(&d, 0);
@@ -588,5 +661,7 @@ void sr_cache_free(struct sr_cache *cache)
     pthread_rwlock_destroy(&cache->lock);
     pthread_mutex_destroy(&cache->write_mu);
     pthread_mutex_destroy(&cache->stats_mu);
+    sr_cache__ring_free(&cache->ring);
+    pthread_mutex_destroy(&cache->feed_mu);
     free(cache);
 }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/feed.h"
+
 struct sr_cache;
 struct sr_snapshot;
 struct sr_svc;
@@ -92,8 +94,10 @@ enum sr_commit_reason {
 };
 
 /* Called on the writer's thread after each commit that changed something,
- * outside every cache lock. `changes` and the entries they point to are valid
- * only during the call (take a reference to keep one). Must not block. */
+ * with the cache's writer lock held (so calls arrive in revision order) but
+ * no reader lock: a listener may read the cache, must never write to it, and
+ * must not block. `changes` and the entries they point to are valid only
+ * during the call (take a reference to keep one). */
 typedef void (*sr_cache_change_cb)(const struct sr_change *changes, size_t n,
                                    enum sr_commit_reason reason,
                                    const struct sr_snapshot *snap, void *arg);
@@ -101,6 +105,30 @@ typedef void (*sr_cache_change_cb)(const struct sr_change *changes, size_t n,
 /* Registers a listener. Call before any writer thread starts. Returns 0, or
  * -1 when the (small, fixed) listener table is full. */
 int sr_cache_add_listener(struct sr_cache *cache, sr_cache_change_cb cb, void *arg);
+
+/* ---- change feed (see feed.h) ------------------------------------------------ */
+
+#define SR_CACHE_DEFAULT_LOG_SIZE 4096
+
+/* Called like a change listener, with the events of one commit in revision
+ * order (borrowed: incref to keep). A full refresh that changed anything
+ * ends with one services.updated event of its own revision. */
+typedef void (*sr_cache_event_cb)(struct sr_event *const *events, size_t n, void *arg);
+int sr_cache_add_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg);
+
+/* How many recent events the ring keeps (CHANGE_LOG_SIZE). Call before any
+ * writer thread starts; drops what the ring held. */
+void sr_cache_set_log_size(struct sr_cache *cache, size_t n);
+
+/* Copies (with a new reference each) up to `max` events with revision >
+ * `since`, oldest first, into out. *oldest = the oldest revision the ring
+ * still holds (0 if empty): when since + 1 < *oldest, events were lost to
+ * the ring and the caller must resync. */
+size_t sr_cache_events_since(struct sr_cache *cache, uint64_t since, struct sr_event **out,
+                             size_t max, uint64_t *oldest);
+
+/* The current version (revision). */
+uint64_t sr_cache_version(struct sr_cache *cache);
 
 struct sr_cache_diff {
     size_t added, updated, removed;

@@ -36,7 +36,7 @@ static void on_change(const struct sr_change *ch, size_t n, enum sr_commit_reaso
         else
             s->removed++;
     }
-    if (sr_snapshot_version(snap) != s->last_version)
+    if (sr_snapshot_version(snap) < s->last_version)
         s->versions_grow = 0;
 }
 
@@ -67,7 +67,7 @@ int main(void)
     sr_snapshot_release(s0);
 
     struct sr_snapshot *s1 = sr_cache_acquire(c);
-    is_int(sr_snapshot_version(s1), 3, "version counts every change");
+    is_int(sr_snapshot_version(s1), 4, "version counts every change, and the refresh itself");
     is_str(sr_svc_name(sr_snapshot_at(s1, 0)), "api", "sorted by name (0)");
     is_str(sr_svc_name(sr_snapshot_at(s1, 2)), "web", "sorted by name (2)");
     ok(sr_snapshot_find(s1, "db") != NULL, "find by name");
@@ -79,7 +79,7 @@ int main(void)
     json_t *parsed = json_loadb(body, len, 0, &jerr);
     ok(parsed != NULL, "list body is JSON");
     is_int(json_integer_value(json_object_get(parsed, "count")), 3, "list body count");
-    is_int(json_integer_value(json_object_get(parsed, "cache_version")), 3, "list body version");
+    is_int(json_integer_value(json_object_get(parsed, "cache_version")), 4, "list body version");
     is_str(json_string_value(json_object_get(json_array_get(json_object_get(parsed, "services"), 0),
                                              "name")),
            "api", "list body first service");
@@ -100,7 +100,7 @@ int main(void)
     is_int(sr_cache_replace(c, next, 3, &d), 3, "mixed refresh: 3 changes");
     ok(d.added == 1 && d.updated == 1 && d.removed == 1, "diff counts 1/1/1");
     struct sr_snapshot *s3 = sr_cache_acquire(c);
-    is_int(sr_snapshot_version(s3), 6, "version 6");
+    is_int(sr_snapshot_version(s3), 8, "version 8 (3 changes + the refresh)");
     ok(sr_snapshot_find(s3, "db") == NULL, "removed service gone");
     ok(sr_snapshot_find(s3, "web") == sr_snapshot_find(s1, "web"), "unchanged entry shared");
     is_int(json_integer_value(json_object_get(sr_svc_doc(sr_snapshot_find(s3, "api")), "replicas")),
@@ -118,7 +118,7 @@ int main(void)
     is_int(sr_cache_remove(c, "id-b"), 1, "remove known");
     struct sr_cache_stats st;
     sr_cache_get_stats(c, &st);
-    is_int(st.version, 9, "stats version");
+    is_int(st.version, 11, "stats version");
     is_int(st.services, 3, "stats services");
     is_int(st.added, 5, "stats added");
     is_int(st.updated, 2, "stats updated");
@@ -130,7 +130,7 @@ int main(void)
     is_int(seen.reason, SR_COMMIT_CLEAR, "reason clear");
     sr_cache_get_stats(c, &st);
     is_int(st.services, 0, "cleared");
-    is_int(st.version, 12, "clear bumps version per service");
+    is_int(st.version, 14, "clear bumps version per service");
     is_int(st.clears, 1, "clears counted");
     is_int(sr_cache_clear(c), 0, "clear of empty cache");
     ok(seen.versions_grow, "versions seen by listener only grow");
@@ -154,7 +154,7 @@ int main(void)
     is_int(sr_cache_set_metrics(c, "m-1", json_pack("{s:i}", "cpu", 42)), 1, "metrics stored");
     is_int(sr_cache_set_metrics(c, "m-2", json_pack("{s:i}", "cpu", 7)), 1, "metrics stored (2)");
     struct sr_snapshot *ms = sr_cache_acquire(c);
-    is_int(sr_snapshot_version(ms), 4, "each metrics update is a change");
+    is_int(sr_snapshot_version(ms), 5, "each metrics update is a change");
     is_int(sr_snapshot_metrics_count(ms), 2, "two metrics entries");
     const struct sr_svc *m = sr_snapshot_metrics(ms, "alpha");
     ok(m != NULL, "metrics found by service name");
@@ -185,6 +185,54 @@ int main(void)
     sr_cache_clear(c);
     sr_cache_get_stats(c, &st);
     is_int(st.metrics, 0, "clear drops metrics");
+    sr_cache_free(c);
+
+    /* The change feed. */
+    c = sr_cache_new();
+    sr_cache_set_log_size(c, 4);
+    struct sr_svc *f3[3] = {svc("f-1", "one", 1), svc("f-2", "two", 1), svc("f-3", "three", 1)};
+    sr_cache_replace(c, f3, 3, NULL); /* revisions 1..3 + services.updated 4 */
+    struct sr_event *evs[16];
+    uint64_t oldest;
+    size_t n = sr_cache_events_since(c, 0, evs, 16, &oldest);
+    is_int(n, 4, "ring holds 4 events");
+    is_int(oldest, 1, "oldest revision 1");
+    is_str(sr_event_key(evs[0]), "service.added", "first event key");
+    is_str(sr_event_key(evs[3]), "services.updated", "full refresh ends with services.updated");
+    is_int(sr_event_revision(evs[3]), 4, "services.updated has its own revision");
+    json_t *eb = json_loads(sr_event_body(evs[0], NULL), 0, NULL);
+    ok(eb != NULL, "event body is JSON");
+    is_str(json_string_value(json_object_get(eb, "event")), "service.added", "body.event");
+    is_int(json_integer_value(json_object_get(eb, "cache_version")), 1, "body.cache_version");
+    ok(json_string_value(json_object_get(eb, "timestamp")) != NULL, "body.timestamp");
+    is_str(json_string_value(json_object_get(json_object_get(eb, "service"), "name")), "one",
+           "body.service is the record");
+    json_decref(eb);
+    eb = json_loads(sr_event_body(evs[3], NULL), 0, NULL);
+    is_int(json_integer_value(json_object_get(eb, "count")), 3, "services.updated count");
+    is_int(json_array_size(json_object_get(eb, "services")), 3, "services.updated list");
+    json_decref(eb);
+    for (size_t k = 0; k < n; k++)
+        sr_event_release(evs[k]);
+    sr_cache_set_metrics(c, "f-1", json_pack("{s:f}", "sample_time", 1.5)); /* 5 */
+    sr_cache_remove(c, "f-2");                                              /* 6 */
+    n = sr_cache_events_since(c, 4, evs, 16, &oldest);
+    is_int(n, 2, "events since 4");
+    is_str(sr_event_key(evs[0]), "metrics.one", "metrics event key");
+    eb = json_loads(sr_event_body(evs[0], NULL), 0, NULL);
+    is_str(json_string_value(json_object_get(eb, "service")), "one", "metrics body names service");
+    ok(json_is_object(json_object_get(eb, "metrics")), "metrics body carries the doc");
+    json_decref(eb);
+    is_str(sr_event_key(evs[1]), "service.removed", "removed event");
+    for (size_t k = 0; k < n; k++)
+        sr_event_release(evs[k]);
+    n = sr_cache_events_since(c, 0, evs, 16, &oldest);
+    is_int(n, 4, "ring is bounded");
+    is_int(oldest, 3, "oldest moved on: a client at 1 must resync");
+    for (size_t k = 0; k < n; k++)
+        sr_event_release(evs[k]);
+    is_int(sr_cache_events_since(c, 6, evs, 16, &oldest), 0, "nothing after the newest");
+    is_int(sr_cache_version(c), 6, "sr_cache_version");
     sr_cache_free(c);
     return tap_done();
 }

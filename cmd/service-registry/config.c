@@ -75,6 +75,15 @@ int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err
     if (get_str(get, arg, "RABBITMQ_EXCHANGE", "service-registry", cfg->rabbitmq_exchange,
                 sizeof(cfg->rabbitmq_exchange), err, errlen) != 0)
         return -1;
+    if (get_uint(get, arg, "RABBITMQ_OUTBOX_MAX", "10000", 1, 10000000, &cfg->rabbitmq_outbox_max,
+                 err, errlen) != 0)
+        return -1;
+    if (get_uint(get, arg, "HEALTH_PUBLISH_INTERVAL_SEC", "30", 1, 86400,
+                 &cfg->health_publish_interval_sec, err, errlen) != 0)
+        return -1;
+    if (get_uint(get, arg, "CHANGE_LOG_SIZE", "4096", 1, 1048576, &cfg->change_log_size, err,
+                 errlen) != 0)
+        return -1;
     const char *lvl = get_or(get, arg, "LOG_LEVEL", "INFO");
     if (sr_log_parse_level(lvl, &cfg->log_level) != 0) {
         snprintf(err, errlen,

@@ -16,6 +16,9 @@ struct sr_config {
     char rabbitmq_url[1024]; /* "" = publishing off */
     char rabbitmq_exchange[256];
     enum sr_log_level log_level;
+    unsigned rabbitmq_outbox_max;         /* RABBITMQ_OUTBOX_MAX */
+    unsigned health_publish_interval_sec; /* HEALTH_PUBLISH_INTERVAL_SEC */
+    unsigned change_log_size;             /* CHANGE_LOG_SIZE */
 };
 
 typedef const char *(*sr_getenv_fn)(const char *name, void *arg);

@@ -36,6 +36,9 @@ static const char usage[] =
     "                                (default unix:///var/run/docker.sock)\n"
     "  RABBITMQ_URL                  amqp://user:pass@host:port/vhost (default: off)\n"
     "  RABBITMQ_EXCHANGE             topic exchange (default service-registry)\n"
+    "  RABBITMQ_OUTBOX_MAX           messages kept while the broker is away (default 10000)\n"
+    "  HEALTH_PUBLISH_INTERVAL_SEC   period of health.check messages (default 30)\n"
+    "  CHANGE_LOG_SIZE               recent changes kept for watchers (default 4096)\n"
     "  LOG_LEVEL                     DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)\n"
     "\n"
     "healthcheck: GET /health on 127.0.0.1:$PORT; exit 0 if healthy or degraded, else 1.\n";
@@ -58,6 +61,7 @@ static int run(const struct sr_config *cfg)
     struct sr_docker *docker = NULL;
     struct sr_api *api = NULL;
     struct sr_cache *cache = sr_cache_new();
+    sr_cache_set_log_size(cache, cfg->change_log_size);
 
     struct sr_docker_opts dopts = {
         .base_url = cfg->docker_base_url,

@@ -50,6 +50,9 @@ int main(void)
     is_str(cfg.rabbitmq_url, "", "RABBITMQ_URL default (off)");
     is_str(cfg.rabbitmq_exchange, "service-registry", "RABBITMQ_EXCHANGE default");
     is_int(cfg.log_level, SR_LOG_INFO, "LOG_LEVEL default");
+    is_int(cfg.rabbitmq_outbox_max, 10000, "RABBITMQ_OUTBOX_MAX default");
+    is_int(cfg.health_publish_interval_sec, 30, "HEALTH_PUBLISH_INTERVAL_SEC default");
+    is_int(cfg.change_log_size, 4096, "CHANGE_LOG_SIZE default");
 
     const char *set[] = {"PORT", "8080", "HOST", "127.0.0.1", "REFRESH_INTERVAL_SEC", "5",
                          "LOG_LEVEL", "debug", "DOCKER_BASE_URL", "tcp://127.0.0.1:2375",
@@ -70,6 +73,9 @@ int main(void)
     bad("LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR, CRITICAL");
     bad("DOCKER_BASE_URL", "ftp://x", "unix://");
     bad("ROLE", "autoscaler", "service-registry");
+    bad("RABBITMQ_OUTBOX_MAX", "0", "1 to");
+    bad("HEALTH_PUBLISH_INTERVAL_SEC", "never", "1 to");
+    bad("CHANGE_LOG_SIZE", "-5", "1 to");
 
     ok(sr_config_check_role(NULL, err, sizeof(err)) == 0, "ROLE unset is fine");
     ok(sr_config_check_role("", err, sizeof(err)) == 0, "ROLE empty is fine");

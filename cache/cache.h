@@ -127,6 +127,11 @@ void sr_cache_set_log_size(struct sr_cache *cache, size_t n);
 size_t sr_cache_events_since(struct sr_cache *cache, uint64_t since, struct sr_event **out,
                              size_t max, uint64_t *oldest);
 
+/* A services.updated event holding every record of `snap`, with the
+ * snapshot's version as revision (new reference). For subscribers that must
+ * resync: the publisher after drops, SSE clients behind the ring. */
+struct sr_event *sr_snapshot_resync_event(const struct sr_snapshot *snap);
+
 /* The current version (revision). */
 uint64_t sr_cache_version(struct sr_cache *cache);
 

@@ -158,6 +158,13 @@ struct sr_event *sr_cache__event_resync(const struct sr_snapshot *snap, uint64_t
     return finish(&b, rev, "services.updated");
 }
 
+struct sr_event *sr_snapshot_resync_event(const struct sr_snapshot *snap)
+{
+    char ts[40];
+    sr_format_time(sr_now(), ts, sizeof(ts));
+    return sr_cache__event_resync(snap, sr_snapshot_version(snap), ts);
+}
+
 /* ---- the ring -------------------------------------------------------------- */
 
 void sr_cache__ring_init(struct sr_ring *r, size_t cap)

@@ -5,6 +5,7 @@
 
 #include "adapters/docker/docker.h"
 #include "cache/util.h"
+#include "publisher/publisher.h"
 
 static const char *get_or(sr_getenv_fn get, void *arg, const char *name, const char *def)
 {
@@ -72,6 +73,11 @@ int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err
     if (get_str(get, arg, "RABBITMQ_URL", "", cfg->rabbitmq_url, sizeof(cfg->rabbitmq_url), err,
                 errlen) != 0)
         return -1;
+    /* The URL holds a password: name the variable, never echo its value. */
+    if (sr_publisher_check_url(cfg->rabbitmq_url, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "invalid RABBITMQ_URL: %s", why);
+        return -1;
+    }
     if (get_str(get, arg, "RABBITMQ_EXCHANGE", "service-registry", cfg->rabbitmq_exchange,
                 sizeof(cfg->rabbitmq_exchange), err, errlen) != 0)
         return -1;

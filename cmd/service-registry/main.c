@@ -19,9 +19,11 @@
 #include "cache/log.h"
 #include "cmd/service-registry/config.h"
 #include "cmd/service-registry/healthcheck.h"
+#include "publisher/publisher.h"
 
 #define EXIT_CONFIG 2
-#define SHUTDOWN_GRACE_MS 1500
+#define SHUTDOWN_GRACE_MS 1000
+#define PUBLISHER_FLUSH_MS 900 /* with the API grace, under 2 s in all */
 
 static const char usage[] =
     "usage: service-registry [--help | --version | healthcheck]\n"
@@ -54,12 +56,32 @@ static int hook_resync(void *ctx, sr_api_done_cb done, void *arg)
     return sr_docker_request_resync(ctx, done, arg);
 }
 
+/* The publisher's health.check body is the /health document. The API
+ * exists only after the publisher (which must hook the cache before any
+ * writer starts), hence the indirection. */
+struct health_ctx {
+    struct sr_api *api;
+};
+
+static json_t *publisher_health(void *arg)
+{
+    const struct health_ctx *h = arg;
+    return h->api ? sr_api_health(h->api, NULL) : NULL;
+}
+
+static json_t *hook_publisher_status(void *pub_ctx)
+{
+    return sr_publisher_status_json(pub_ctx);
+}
+
 static int run(const struct sr_config *cfg)
 {
     char err[512];
     int rc = 1;
     struct sr_docker *docker = NULL;
     struct sr_api *api = NULL;
+    struct sr_publisher *publisher = NULL;
+    struct health_ctx hctx = {0};
     struct sr_cache *cache = sr_cache_new();
     sr_cache_set_log_size(cache, cfg->change_log_size);
 
@@ -68,6 +90,19 @@ static int run(const struct sr_config *cfg)
         .refresh_interval_sec = cfg->refresh_interval_sec,
         .metrics_refresh_interval_sec = cfg->metrics_refresh_interval_sec,
     };
+    struct sr_publisher_opts popts = {
+        .url = cfg->rabbitmq_url,
+        .exchange = cfg->rabbitmq_exchange,
+        .outbox_max = cfg->rabbitmq_outbox_max,
+        .health_interval_sec = cfg->health_publish_interval_sec,
+        .health = publisher_health,
+        .health_arg = &hctx,
+    };
+    publisher = sr_publisher_new(&popts, cache, err, sizeof(err));
+    if (publisher == NULL) {
+        sr_log(SR_LOG_CRITICAL, "main", "publisher: %s", err);
+        goto out;
+    }
     docker = sr_docker_new(&dopts, cache, err, sizeof(err));
     if (docker == NULL) {
         sr_log(SR_LOG_CRITICAL, "main", "docker adapter: %s", err);
@@ -78,20 +113,23 @@ static int run(const struct sr_config *cfg)
         .port = cfg->port,
         .refresh_interval_sec = cfg->refresh_interval_sec,
     };
-    struct sr_api_hooks hooks = {.resync = hook_resync, .ctx = docker};
+    struct sr_api_hooks hooks = {.resync = hook_resync,
+                                 .ctx = docker,
+                                 .publisher_status = hook_publisher_status,
+                                 .pub_ctx = publisher};
     api = sr_api_new(&aopts, &hooks, cache, err, sizeof(err));
     if (api == NULL) {
         sr_log(SR_LOG_CRITICAL, "main", "%s", err);
         goto out;
     }
-    if (sr_api_start(api) != 0 || sr_docker_start(docker) != 0) {
+    hctx.api = api;
+    if (sr_publisher_start(publisher) != 0 || sr_api_start(api) != 0 ||
+        sr_docker_start(docker) != 0) {
         sr_log(SR_LOG_CRITICAL, "main", "cannot start threads");
         goto out;
     }
     sr_log(SR_LOG_INFO, "main", "service registry initialized: listening on %s:%u, docker %s",
            cfg->host, sr_api_port(api), cfg->docker_base_url);
-    if (cfg->rabbitmq_url[0] != '\0')
-        sr_log(SR_LOG_WARNING, "main", "RABBITMQ_URL is set, but this build has no publisher yet");
 
     sigset_t set;
     sigemptyset(&set);
@@ -108,6 +146,10 @@ out:
         sr_api_stop(api, SHUTDOWN_GRACE_MS);
     if (docker != NULL)
         sr_docker_stop(docker);
+    /* No cache writer is left: flush what is queued to the broker, then
+     * close. Before sr_api_free: its health.check calls sr_api_health. */
+    sr_publisher_stop(publisher, PUBLISHER_FLUSH_MS);
+    sr_publisher_free(publisher);
     sr_api_free(api);
     sr_docker_free(docker);
     sr_cache_free(cache);

@@ -16,7 +16,8 @@
 #                      {"routing_key","redelivered","properties":{...},"body":<JSON>}.
 #                      The queue outlives broker restarts (persistent messages
 #                      wait in it) and the consumer reconnects by itself.
-#                      Returns once it is bound. Sets RMQ_CONSUMER_PID.
+#                      Returns once it is bound. Several may run; all stop
+#                      in rmq_cleanup.
 #
 # Nothing is shared with another broker on the machine: its own node name,
 # AMQP, distribution and epmd ports, HOME (so its own Erlang cookie), config,
@@ -30,7 +31,8 @@ RMQ_DIR=
 RMQ_PID=
 RMQ_NODE=
 RMQ_BOOT_MS=
-RMQ_CONSUMER_PID=
+RMQ_CONSUMER_PIDS=()
+RMQ_EPMD_PID=
 
 _rmq_free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -108,6 +110,12 @@ rmq_start() {
     [[ -n $RMQ_PID ]] && kill -0 "$RMQ_PID" 2>/dev/null && return 0
     [[ -n $RMQ_DIR ]] || _rmq_init || return 1
     local start=$(date +%s%N)
+    # Our own epmd, as our child: erl would otherwise start a daemon that
+    # outlives us (or lingers unreaped once killed).
+    if [[ -z $RMQ_EPMD_PID ]]; then
+        epmd -port "$RMQ_EPMD_PORT" >/dev/null 2>&1 &
+        RMQ_EPMD_PID=$!
+    fi
     # A simple command, so $! is the server script itself (it turns SIGTERM
     # into a clean shutdown of the node).
     env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmq-server" >>"$RMQ_DIR/server.out" 2>&1 &
@@ -192,11 +200,11 @@ rmq_consume() {
     rm -f "$out.ready"
     /usr/bin/python3 -u -c "$_RMQ_CONSUMER_PY" "$RMQ_PORT" "$RMQ_USER" "$RMQ_PASS" \
         "$exchange" "$out" "srt-q-$$-$RANDOM" >>"$RMQ_DIR/consumer.log" 2>&1 &
-    RMQ_CONSUMER_PID=$!
-    local i
+    local pid=$! i
+    RMQ_CONSUMER_PIDS+=("$pid")
     for i in $(seq 1 100); do
         [[ -e "$out.ready" ]] && return 0
-        kill -0 "$RMQ_CONSUMER_PID" 2>/dev/null || return 1
+        kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.1
     done
     return 1
@@ -204,15 +212,17 @@ rmq_consume() {
 
 rmq_cleanup() {
     [[ -n $RMQ_DIR ]] || return 0
-    if [[ -n $RMQ_CONSUMER_PID ]]; then
-        kill "$RMQ_CONSUMER_PID" 2>/dev/null
-        wait "$RMQ_CONSUMER_PID" 2>/dev/null
-        RMQ_CONSUMER_PID=
-    fi
+    local pid
+    for pid in "${RMQ_CONSUMER_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    RMQ_CONSUMER_PIDS=()
     rmq_stop
-    # erl started an epmd on our private port; nothing else uses it.
-    if [[ -n $RMQ_EPMD_PORT ]]; then
-        epmd -port "$RMQ_EPMD_PORT" -kill >/dev/null 2>&1
+    if [[ -n $RMQ_EPMD_PID ]]; then # private port: nothing else uses it
+        kill "$RMQ_EPMD_PID" 2>/dev/null
+        wait "$RMQ_EPMD_PID" 2>/dev/null
+        RMQ_EPMD_PID=
     fi
     rm -rf "$RMQ_DIR"
     RMQ_DIR=

@@ -1,6 +1,9 @@
-/* publisher without a broker: RABBITMQ_URL checks, message bodies and
- * routing keys, outbox bookkeeping (bound, confirms, resends), backoff, and
- * the cache listener feeding a publisher whose thread never started. */
+/* publisher without a broker: RABBITMQ_URL checks, the bodies it builds
+ * itself (health.check, publish payloads, the resync services.updated; the
+ * service and metrics events come ready-made from the cache's feed, tested
+ * in test_cache), outbox bookkeeping (bound, confirms, resends), backoff,
+ * and the cache's event listener feeding a publisher whose thread never
+ * started. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,35 +36,39 @@ static void test_url(void)
 
     struct sr_pub_url u;
     char disp[256];
-    is_int(sr_pub_url_parse("amqp://us%40r:p%3Aw@rabbit:5673/my%2Fvhost", &u, err, sizeof(err)), 0,
-           "percent-encoded parts parse");
+    is_int(
+        sr_publisher__url_parse("amqp://us%40r:p%3Aw@rabbit:5673/my%2Fvhost", &u, err, sizeof(err)),
+        0, "percent-encoded parts parse");
     is_str(u.user, "us@r", "user decoded");
     is_str(u.password, "p:w", "password decoded");
     is_str(u.host, "rabbit", "host");
     is_int(u.port, 5673, "port");
     is_str(u.vhost, "my/vhost", "vhost decoded");
-    sr_pub_url_display(&u, disp, sizeof(disp));
+    sr_publisher__url_display(&u, disp, sizeof(disp));
     is_str(disp, "amqp://us@r@rabbit:5673/my%2Fvhost", "display has no password");
-    sr_pub_url_free(&u);
+    sr_publisher__url_free(&u);
 
-    is_int(sr_pub_url_parse("amqp://u:p@h:5672/", &u, err, sizeof(err)), 0, "trailing slash");
+    is_int(sr_publisher__url_parse("amqp://u:p@h:5672/", &u, err, sizeof(err)), 0,
+           "trailing slash");
     is_str(u.vhost, "/", "empty vhost means /");
-    sr_pub_url_display(&u, disp, sizeof(disp));
+    sr_publisher__url_display(&u, disp, sizeof(disp));
     is_str(disp, "amqp://u@h:5672/%2F", "display of the default vhost");
-    sr_pub_url_free(&u);
-    is_int(sr_pub_url_parse("amqp://h", &u, err, sizeof(err)), 0, "defaults");
+    sr_publisher__url_free(&u);
+    is_int(sr_publisher__url_parse("amqp://h", &u, err, sizeof(err)), 0, "defaults");
     is_str(u.user, "guest", "default user");
     is_int(u.port, 5672, "default port");
     is_str(u.vhost, "/", "default vhost");
-    sr_pub_url_free(&u);
+    sr_publisher__url_free(&u);
 
     static const char *bad[] = {
-        "http://u:s3cret@h/",        "amqps://u:s3cret@h/",      "amqp://u:s3cret@h:99999/",
-        "amqp://u:s3cret@h:0/",      "amqp://u:s3cret@h:abc/",   "amqp://u:s3cret@:5672/",
-        "amqp://u:s3cret@/",         "amqp://",                  "amqp://:s3cret@h/",
-        "amqp://u:s3cret@h/a/b",     "amqp://u:s3cret@h/%zz",    "amqp://u:s3cret@h /v",
-        "amqp://u:s3cret@h:5672?x=1", "s3cret",                  "amqp://u:s3cret:x@h/",
-        " amqp://u:s3cret@h/",
+        "http://u:s3cret@h/",         "amqps://u:s3cret@h/",
+        "amqp://u:s3cret@h:99999/",   "amqp://u:s3cret@h:0/",
+        "amqp://u:s3cret@h:abc/",     "amqp://u:s3cret@:5672/",
+        "amqp://u:s3cret@/",          "amqp://",
+        "amqp://:s3cret@h/",          "amqp://u:s3cret@h/a/b",
+        "amqp://u:s3cret@h/%zz",      "amqp://u:s3cret@h /v",
+        "amqp://u:s3cret@h:5672?x=1", "s3cret",
+        "amqp://u:s3cret:x@h/",       " amqp://u:s3cret@h/",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char name[160];
@@ -91,12 +98,14 @@ static void test_url(void)
 
 /* ---- bodies ----------------------------------------------------------------- */
 
-static json_t *parse(const struct sr_pub_msg *m)
+static json_t *parse_event(const struct sr_event *ev)
 {
+    size_t len;
+    const char *body = sr_event_body(ev, &len);
     json_error_t je;
-    json_t *j = json_loadb(m->body, m->body_len, 0, &je);
+    json_t *j = json_loadb(body, len, 0, &je);
     if (j == NULL)
-        printf("#   bad JSON (%s): %.*s\n", je.text, (int)m->body_len, m->body);
+        printf("#   bad JSON (%s): %.*s\n", je.text, (int)len, body);
     return j;
 }
 
@@ -115,77 +124,46 @@ static int rfc3339_utc(const char *s)
 
 static void test_bodies(void)
 {
-    static const struct {
-        enum sr_change_kind kind;
-        const char *event;
-    } kinds[] = {{SR_CHANGE_ADDED, "service.added"},
-                 {SR_CHANGE_UPDATED, "service.updated"},
-                 {SR_CHANGE_REMOVED, "service.removed"}};
-    struct sr_svc *s = svc("id-1", "web", 3);
-    for (size_t i = 0; i < 3; i++) {
-        struct sr_change ch = {.kind = kinds[i].kind, .version = 41 + i, .svc = s};
-        struct sr_pub_msg *m = sr_pub_change_msg(&ch, 1705314600.125);
-        char name[120];
-        snprintf(name, sizeof(name), "%s: routing key", kinds[i].event);
-        is_str(m ? m->routing_key : NULL, kinds[i].event, name);
-        json_t *j = m ? parse(m) : NULL;
-        snprintf(name, sizeof(name), "%s: body is a JSON object", kinds[i].event);
-        ok(json_is_object(j), name);
-        snprintf(name, sizeof(name), "%s: event", kinds[i].event);
-        is_str(json_string_value(json_object_get(j, "event")), kinds[i].event, name);
-        snprintf(name, sizeof(name), "%s: cache_version is the change's", kinds[i].event);
-        is_int(json_integer_value(json_object_get(j, "cache_version")), 41 + i, name);
-        snprintf(name, sizeof(name), "%s: timestamp", kinds[i].event);
-        is_str(json_string_value(json_object_get(j, "timestamp")), "2024-01-15T10:30:00.125Z", name);
-        snprintf(name, sizeof(name), "%s: service is the record, unchanged", kinds[i].event);
-        ok(json_equal(json_object_get(j, "service"), (json_t *)sr_svc_doc(s)), name);
-        snprintf(name, sizeof(name), "%s: exactly four members", kinds[i].event);
-        is_int(json_object_size(j), 4, name);
-        json_decref(j);
-        sr_pub_msg_free(m);
-    }
-
-    struct sr_change ch = {.kind = (enum sr_change_kind)99, .version = 1, .svc = s};
-    ok(sr_pub_change_msg(&ch, 0) == NULL, "unknown change kind: no message");
-    ok(sr_pub_change_event(SR_CHANGE_METRICS) == NULL, "metrics is not a service event");
-
-    struct sr_svc *met = sr_svc_new(json_pack("{s:s, s:s, s:f, s:i}", "id", "id-1", "name", "web",
-                                              "cpu_percent", 12.5, "replicas", 3));
-    ch = (struct sr_change){.kind = SR_CHANGE_METRICS, .version = 7, .svc = met};
-    struct sr_pub_msg *m = sr_pub_change_msg(&ch, 1705314600.0);
-    is_str(m ? m->routing_key : NULL, "metrics.web", "metrics: routing key metrics.<name>");
-    json_t *j = m ? parse(m) : NULL;
-    is_str(json_string_value(json_object_get(j, "event")), "metrics.web", "metrics: event");
-    is_str(json_string_value(json_object_get(j, "service_name")), "web", "metrics: service_name");
-    ok(json_equal(json_object_get(j, "metrics"), (json_t *)sr_svc_doc(met)), "metrics: the doc");
-    is_int(json_integer_value(json_object_get(j, "cache_version")), 7, "metrics: cache_version");
-    json_decref(j);
-    sr_pub_msg_free(m);
-    sr_svc_release(met);
-    sr_svc_release(s);
-
-    /* Escaping comes from jansson, whatever the names hold. */
     size_t len;
-    char *b = sr_pub_wrap("we\"ird\\", 0, 18446744073709551615ULL, NULL, "k\"ey", "[1,2]", 5, &len);
     json_error_t je;
-    j = json_loadb(b, len, 0, &je);
-    ok(j != NULL, "wrap: escapes event and key");
-    is_str(json_string_value(json_object_get(j, "event")), "we\"ird\\", "wrap: event round-trips");
-    ok(json_is_array(json_object_get(j, "k\"ey")), "wrap: payload under its key");
-    is_str(json_string_value(json_object_get(j, "timestamp")), "1970-01-01T00:00:00.000Z",
-           "wrap: timestamp of 0");
+    char *b = sr_publisher__wrap("health.check", 1705314600.125, 42, "health",
+                                 "{\"status\":\"healthy\"}", 20, &len);
+    json_t *j = json_loadb(b, len, 0, &je);
+    ok(json_is_object(j), "wrap: a JSON object");
+    is_str(json_string_value(json_object_get(j, "event")), "health.check", "wrap: event");
+    is_str(json_string_value(json_object_get(j, "timestamp")), "2024-01-15T10:30:00.125Z",
+           "wrap: RFC 3339 UTC timestamp");
+    is_int(json_integer_value(json_object_get(j, "cache_version")), 42, "wrap: cache_version");
+    is_str(json_string_value(json_object_get(json_object_get(j, "health"), "status")), "healthy",
+           "wrap: payload under its key");
+    is_int(json_object_size(j), 4, "wrap: exactly four members");
     is_int(strlen(b), len, "wrap: length matches");
+    ok(strncmp(b, "{\"event\":", 9) == 0, "wrap: event comes first");
     json_decref(j);
     free(b);
 
-    /* services.updated from a real snapshot. */
+    /* Escaping comes from jansson, whatever the names hold. */
+    b = sr_publisher__wrap("we\"ird\\", 0, 18446744073709551615ULL, "k\"ey", "[1,2]", 5, &len);
+    j = json_loadb(b, len, 0, &je);
+    ok(j != NULL, "wrap: escapes event and key");
+    is_str(json_string_value(json_object_get(j, "event")), "we\"ird\\", "wrap: event round-trips");
+    ok(json_is_array(json_object_get(j, "k\"ey")), "wrap: odd key round-trips");
+    is_str(json_string_value(json_object_get(j, "timestamp")), "1970-01-01T00:00:00.000Z",
+           "wrap: timestamp of 0");
+    json_decref(j);
+    free(b);
+    ok(sr_publisher__wrap("bad\xff", 0, 0, "k", "1", 1, &len) == NULL,
+       "wrap: non-UTF-8 event refused");
+
+    /* services.updated from a real snapshot, laid out as the feed's own. */
     struct sr_cache *c = sr_cache_new();
     sr_cache_upsert(c, svc("id-b", "beta", 1));
     sr_cache_upsert(c, svc("id-a", "alpha", 2));
     struct sr_snapshot *snap = sr_cache_acquire(c);
-    m = sr_pub_full_msg(snap, sr_now());
-    is_str(m->routing_key, "services.updated", "full: routing key");
-    j = parse(m);
+    struct sr_event *ev = sr_snapshot_resync_event(snap);
+    is_str(sr_event_key(ev), "services.updated", "full: routing key");
+    is_int(sr_event_revision(ev), sr_snapshot_version(snap), "full: revision is the snapshot's");
+    j = parse_event(ev);
     is_str(json_string_value(json_object_get(j, "event")), "services.updated", "full: event");
     ok(rfc3339_utc(json_string_value(json_object_get(j, "timestamp"))), "full: RFC 3339 UTC");
     is_int(json_integer_value(json_object_get(j, "count")), 2, "full: count");
@@ -193,22 +171,31 @@ static void test_bodies(void)
            "full: cache_version is the snapshot's");
     json_t *list = json_object_get(j, "services");
     is_int(json_array_size(list), 2, "full: every service");
-    ok(json_equal(json_array_get(list, 0), (json_t *)sr_svc_doc(sr_snapshot_at(snap, 0))),
+    ok(json_equal(json_array_get(list, 0), (json_t *)sr_svc_doc(sr_snapshot_at(snap, 0))) &&
+           json_equal(json_array_get(list, 1), (json_t *)sr_svc_doc(sr_snapshot_at(snap, 1))),
        "full: records as the API shows them, in name order");
-    is_int(strlen(m->body), m->body_len, "full: length matches");
+    const char *keys[5];
+    size_t nk = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) if (nk < 5) keys[nk++] = k;
+    ok(nk == 5 && !strcmp(keys[0], "event") && !strcmp(keys[1], "timestamp") &&
+           !strcmp(keys[2], "cache_version") && !strcmp(keys[3], "count") &&
+           !strcmp(keys[4], "services"),
+       "full: members in the feed's order");
     json_decref(j);
-    sr_pub_msg_free(m);
+    sr_event_release(ev);
     sr_snapshot_release(snap);
 
     /* An empty cache still gives a valid message. */
     sr_cache_clear(c);
     snap = sr_cache_acquire(c);
-    m = sr_pub_full_msg(snap, 0);
-    j = parse(m);
+    ev = sr_snapshot_resync_event(snap);
+    j = parse_event(ev);
     is_int(json_array_size(json_object_get(j, "services")), 0, "full, empty cache: []");
     is_int(json_integer_value(json_object_get(j, "count")), 0, "full, empty cache: count 0");
     json_decref(j);
-    sr_pub_msg_free(m);
+    sr_event_release(ev);
     sr_snapshot_release(snap);
     sr_cache_free(c);
 }
@@ -219,7 +206,7 @@ static struct sr_pub_msg *msg(uint64_t seq)
 {
     char key[32];
     snprintf(key, sizeof(key), "k.%llu", (unsigned long long)seq);
-    struct sr_pub_msg *m = sr_pub_msg_new(key, sr_strdup("{}"), 2, 0);
+    struct sr_pub_msg *m = sr_publisher__msg_new(sr_event_new(seq, key, "{}", 2), 0);
     m->seq = seq;
     return m;
 }
@@ -230,10 +217,10 @@ static const char *send_all(struct sr_pub_outbox *ob, uint64_t *next_tag)
     static char out[256];
     out[0] = '\0';
     struct sr_pub_msg *m;
-    while ((m = sr_pub_outbox_next(ob)) != NULL) {
+    while ((m = sr_publisher__outbox_next(ob)) != NULL) {
         size_t l = strlen(out);
         snprintf(out + l, sizeof(out) - l, "%s%llu", l ? "," : "", (unsigned long long)m->seq);
-        sr_pub_outbox_sent(ob, m, (*next_tag)++);
+        sr_publisher__outbox_sent(ob, m, (*next_tag)++);
     }
     return out;
 }
@@ -254,90 +241,92 @@ static void test_outbox(void)
     struct sr_pub_outbox ob;
     uint64_t tag = 1;
 
-    sr_pub_outbox_init(&ob, 2, 10);
+    sr_publisher__outbox_init(&ob, 2, 10);
     is_int(ob.window, 1, "window is at most half the bound");
-    is_int(sr_pub_outbox_push(&ob, msg(1), false), 0, "push 1: no drop");
-    is_int(sr_pub_outbox_push(&ob, msg(2), false), 0, "push 2: no drop");
+    is_int(sr_publisher__outbox_push(&ob, msg(1), false), 0, "push 1: no drop");
+    is_int(sr_publisher__outbox_push(&ob, msg(2), false), 0, "push 2: no drop");
     ok(!ob.resync, "no resync before any drop");
-    is_int(sr_pub_outbox_push(&ob, msg(3), false), 1, "push 3 onto a full outbox: drops one");
+    is_int(sr_publisher__outbox_push(&ob, msg(3), false), 1,
+           "push 3 onto a full outbox: drops one");
     is_str(contents(&ob), "2,3", "the oldest went");
     is_int(ob.dropped, 1, "dropped counted");
     ok(ob.resync, "a drop asks for a resync");
-    is_int(sr_pub_outbox_push(&ob, msg(4), true), 0, "forced push: no drop");
+    is_int(sr_publisher__outbox_push(&ob, msg(4), true), 0, "forced push: no drop");
     is_int(ob.count, 3, "forced push may exceed the bound");
     is_str(send_all(&ob, &tag), "2", "sent in order, one in flight");
-    is_int(sr_pub_outbox_push(&ob, msg(5), false), 2, "back to the bound");
+    is_int(sr_publisher__outbox_push(&ob, msg(5), false), 2, "back to the bound");
     is_str(contents(&ob), "2,5", "the in-flight one stays, the oldest queued ones go");
     is_int(ob.nsent, 1, "still one in flight");
-    is_int(sr_pub_outbox_ack(&ob, 1, false), 1, "its confirm");
+    is_int(sr_publisher__outbox_ack(&ob, 1, false), 1, "its confirm");
     is_str(contents(&ob), "5", "confirmed message leaves");
     is_str(send_all(&ob, &tag), "5", "the new one is sent");
-    is_int(sr_pub_outbox_ack(&ob, tag - 1, true), 1, "confirmed");
+    is_int(sr_publisher__outbox_ack(&ob, tag - 1, true), 1, "confirmed");
     is_int(ob.count, 0, "empty");
     is_int(ob.confirmed, 2, "confirmed counted");
     is_int(ob.dropped, 3, "drops counted");
-    sr_pub_outbox_clear(&ob);
+    sr_publisher__outbox_clear(&ob);
 
     /* A message to send again is older than any new one: it goes first. */
-    sr_pub_outbox_init(&ob, 3, 10);
+    sr_publisher__outbox_init(&ob, 3, 10);
     tag = 1;
     for (uint64_t i = 1; i <= 3; i++)
-        sr_pub_outbox_push(&ob, msg(i), false);
+        sr_publisher__outbox_push(&ob, msg(i), false);
     is_str(send_all(&ob, &tag), "1", "window 1 of a bound of 3");
-    sr_pub_outbox_reset(&ob);
-    is_int(sr_pub_outbox_push(&ob, msg(4), false), 1, "overflow");
+    sr_publisher__outbox_reset(&ob);
+    is_int(sr_publisher__outbox_push(&ob, msg(4), false), 1, "overflow");
     is_str(contents(&ob), "2,3,4", "the unconfirmed resend was the oldest: dropped");
-    sr_pub_outbox_clear(&ob);
+    sr_publisher__outbox_clear(&ob);
 
     /* Confirms: multiple, out of order, nack, reset. */
-    sr_pub_outbox_init(&ob, 100, 100);
+    sr_publisher__outbox_init(&ob, 100, 100);
     tag = 1;
     for (uint64_t i = 1; i <= 6; i++)
-        sr_pub_outbox_push(&ob, msg(i), false);
+        sr_publisher__outbox_push(&ob, msg(i), false);
     is_str(send_all(&ob, &tag), "1,2,3,4,5,6", "six sent, tags 1-6");
-    is_int(sr_pub_outbox_ack(&ob, 2, false), 1, "ack tag 2 alone");
+    is_int(sr_publisher__outbox_ack(&ob, 2, false), 1, "ack tag 2 alone");
     is_str(contents(&ob), "1,3,4,5,6", "... it leaves at once");
-    is_int(sr_pub_outbox_ack(&ob, 3, true), 2, "ack multiple up to 3: tags 1 and 3");
+    is_int(sr_publisher__outbox_ack(&ob, 3, true), 2, "ack multiple up to 3: tags 1 and 3");
     is_str(contents(&ob), "4,5,6", "order kept");
-    is_int(sr_pub_outbox_nack(&ob, 5, false), 1, "nack tag 5");
+    is_int(sr_publisher__outbox_nack(&ob, 5, false), 1, "nack tag 5");
     is_str(send_all(&ob, &tag), "5", "the nacked one is sent again (tag 7)");
-    is_int(sr_pub_outbox_ack(&ob, 6, true), 2, "ack multiple up to 6: tags 4 and 6");
+    is_int(sr_publisher__outbox_ack(&ob, 6, true), 2, "ack multiple up to 6: tags 4 and 6");
     is_str(contents(&ob), "5", "5 waits for its new tag");
-    is_int(sr_pub_outbox_ack(&ob, 6, false), 0, "a stale tag matches nothing");
-    is_int(sr_pub_outbox_ack(&ob, 7, false), 1, "ack of the resend");
+    is_int(sr_publisher__outbox_ack(&ob, 6, false), 0, "a stale tag matches nothing");
+    is_int(sr_publisher__outbox_ack(&ob, 7, false), 1, "ack of the resend");
     is_int(ob.count, 0, "empty");
     is_int(ob.confirmed, 6, "six confirmed, none twice");
 
     /* Channel lost with messages in flight and queued. */
     for (uint64_t i = 10; i <= 13; i++)
-        sr_pub_outbox_push(&ob, msg(i), false);
+        sr_publisher__outbox_push(&ob, msg(i), false);
     tag = 1;
-    sr_pub_outbox_sent(&ob, sr_pub_outbox_next(&ob), tag++);
-    sr_pub_outbox_sent(&ob, sr_pub_outbox_next(&ob), tag++);
-    is_int(sr_pub_outbox_ack(&ob, 2, false), 1, "11 confirmed, 10 not");
-    sr_pub_outbox_reset(&ob);
+    sr_publisher__outbox_sent(&ob, sr_publisher__outbox_next(&ob), tag++);
+    sr_publisher__outbox_sent(&ob, sr_publisher__outbox_next(&ob), tag++);
+    is_int(sr_publisher__outbox_ack(&ob, 2, false), 1, "11 confirmed, 10 not");
+    sr_publisher__outbox_reset(&ob);
     is_int(ob.nsent, 0, "reset: nothing in flight");
     tag = 1; /* a new channel numbers from 1 again */
-    is_str(send_all(&ob, &tag), "10,12,13", "reset: unconfirmed ones again, in order, "
-                                             "not the confirmed one");
-    is_int(sr_pub_outbox_ack(&ob, 0, true), 3, "ack multiple with tag 0: everything");
+    is_str(send_all(&ob, &tag), "10,12,13",
+           "reset: unconfirmed ones again, in order, "
+           "not the confirmed one");
+    is_int(sr_publisher__outbox_ack(&ob, 0, true), 3, "ack multiple with tag 0: everything");
     is_int(ob.count, 0, "all gone");
     ok(ob.head == NULL && ob.tail == NULL && ob.unsent == NULL, "list pointers reset");
-    sr_pub_outbox_clear(&ob);
+    sr_publisher__outbox_clear(&ob);
 
     /* Window. */
-    sr_pub_outbox_init(&ob, 100, 2);
+    sr_publisher__outbox_init(&ob, 100, 2);
     tag = 1;
     for (uint64_t i = 1; i <= 5; i++)
-        sr_pub_outbox_push(&ob, msg(i), false);
+        sr_publisher__outbox_push(&ob, msg(i), false);
     is_str(send_all(&ob, &tag), "1,2", "window of 2");
-    sr_pub_outbox_ack(&ob, 1, false);
+    sr_publisher__outbox_ack(&ob, 1, false);
     is_str(send_all(&ob, &tag), "3", "one confirm opens one slot");
-    sr_pub_outbox_nack(&ob, 2, false);
+    sr_publisher__outbox_nack(&ob, 2, false);
     is_str(send_all(&ob, &tag), "2", "a nacked message takes a free slot first");
-    sr_pub_outbox_push(&ob, msg(6), false);
+    sr_publisher__outbox_push(&ob, msg(6), false);
     is_str(contents(&ob), "2,3,4,5,6", "tail append after resends");
-    sr_pub_outbox_clear(&ob);
+    sr_publisher__outbox_clear(&ob);
     is_int(ob.count, 0, "clear empties");
 }
 
@@ -345,14 +334,14 @@ static void test_outbox(void)
 
 static void test_backoff(void)
 {
-    is_dbl(sr_pub_backoff(0, 0), 0.25, 1e-9, "first retry: at least 0.25 s");
-    is_dbl(sr_pub_backoff(0, 0.999999), 0.5, 1e-5, "first retry: at most 0.5 s");
-    is_dbl(sr_pub_backoff(1, 0.999999), 1.0, 1e-5, "doubles");
-    is_dbl(sr_pub_backoff(5, 0.999999), 16.0, 1e-4, "16 s at the 6th");
-    is_dbl(sr_pub_backoff(6, 0.999999), 30.0, 1e-4, "capped at 30 s");
-    is_dbl(sr_pub_backoff(1000000, 0.999999), 30.0, 1e-4, "still capped, no overflow");
-    is_dbl(sr_pub_backoff(1000000, 0), 15.0, 1e-9, "jitter keeps half the ceiling");
-    is_dbl(sr_pub_backoff(0, -1), 0.25, 1e-9, "a bad random number is clamped");
+    is_dbl(sr_publisher__backoff(0, 0), 0.25, 1e-9, "first retry: at least 0.25 s");
+    is_dbl(sr_publisher__backoff(0, 0.999999), 0.5, 1e-5, "first retry: at most 0.5 s");
+    is_dbl(sr_publisher__backoff(1, 0.999999), 1.0, 1e-5, "doubles");
+    is_dbl(sr_publisher__backoff(5, 0.999999), 16.0, 1e-4, "16 s at the 6th");
+    is_dbl(sr_publisher__backoff(6, 0.999999), 30.0, 1e-4, "capped at 30 s");
+    is_dbl(sr_publisher__backoff(1000000, 0.999999), 30.0, 1e-4, "still capped, no overflow");
+    is_dbl(sr_publisher__backoff(1000000, 0), 15.0, 1e-9, "jitter keeps half the ceiling");
+    is_dbl(sr_publisher__backoff(0, -1), 0.25, 1e-9, "a bad random number is clamped");
 }
 
 /* ---- the listener, with the thread never started ------------------------------- */
@@ -369,6 +358,16 @@ static void test_listener(void)
     is_int(st.state, SR_PUBLISHER_CONNECTING, "state before start: connecting");
     is_str(st.broker, "amqp://u@127.0.0.1:1/%2F", "broker shown without password");
     is_str(st.exchange, "service-registry", "default exchange");
+
+    json_t *j = sr_publisher_status_json(p);
+    ok(json_is_true(json_object_get(j, "enabled")), "status JSON: enabled");
+    is_str(json_string_value(json_object_get(j, "status")), "connecting", "status JSON: status");
+    ok(json_is_false(json_object_get(j, "connected")), "status JSON: not connected");
+    is_str(json_string_value(json_object_get(j, "broker")), "amqp://u@127.0.0.1:1/%2F",
+           "status JSON: broker without password");
+    ok(json_is_null(json_object_get(j, "last_error")), "status JSON: no error yet is null");
+    is_int(json_integer_value(json_object_get(j, "outbox_max")), 3, "status JSON: outbox_max");
+    json_decref(j);
 
     sr_cache_upsert(c, svc("id-1", "one", 1));
     sr_cache_upsert(c, svc("id-1", "one", 2));
@@ -388,12 +387,16 @@ static void test_listener(void)
     sr_publisher_get_status(p, &st);
     is_int(st.dropped, 3, "a refresh that changed nothing publishes nothing");
 
-    sr_publisher_publish(p, "metrics.two", 5, "metrics", json_pack("{s:i}", "cpu", 1));
+    sr_cache_set_metrics(c, "id-2", json_pack("{s:f}", "cpu_percent", 1.5));
     sr_publisher_get_status(p, &st);
-    is_int(st.dropped, 4, "sr_publisher_publish goes through the same bound");
-    sr_publisher_publish(p, "", 5, "metrics", json_pack("{s:i}", "cpu", 1));
+    is_int(st.dropped, 4, "a metrics change is queued too (metrics.two)");
+
+    sr_publisher_publish(p, "custom.event", 5, "payload", json_pack("{s:i}", "x", 1));
     sr_publisher_get_status(p, &st);
-    is_int(st.dropped, 4, "an empty event name is refused");
+    is_int(st.dropped, 5, "sr_publisher_publish goes through the same bound");
+    sr_publisher_publish(p, "", 5, "payload", json_pack("{s:i}", "x", 1));
+    sr_publisher_get_status(p, &st);
+    is_int(st.dropped, 5, "an empty event name is refused");
 
     sr_publisher_stop(p, 100); /* never started: nothing to join */
     sr_publisher_free(p);
@@ -412,6 +415,12 @@ static void test_listener(void)
     is_str(sr_publisher_state_name(st.state), "disabled", "state name");
     is_int(st.queued, 0, "nothing queued");
     is_str(st.exchange, "ex", "exchange still shown");
+    j = sr_publisher_status_json(p);
+    ok(json_is_false(json_object_get(j, "enabled")), "disabled status JSON: enabled false");
+    is_str(json_string_value(json_object_get(j, "status")), "disabled", "... status disabled");
+    ok(json_is_null(json_object_get(j, "broker")), "... broker null");
+    is_str(json_string_value(json_object_get(j, "exchange")), "ex", "... exchange");
+    json_decref(j);
     sr_publisher_stop(p, 0);
     sr_publisher_free(p);
     sr_publisher_free(NULL);

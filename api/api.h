@@ -46,10 +46,34 @@ struct sr_api_hooks {
     void *pub_ctx;
 };
 
+/* Defaults of the limits below (a field left 0 takes its default). */
+#define SR_API_DEFAULT_THREADS 1
+#define SR_API_DEFAULT_MAX_CONNECTIONS 1024
+#define SR_API_DEFAULT_MAX_CONCURRENT_STREAMS 100
+#define SR_API_DEFAULT_IDLE_TIMEOUT_SEC 60
+#define SR_API_DEFAULT_HEADER_TIMEOUT_SEC 10
+#define SR_API_DEFAULT_MAX_HEADER_BYTES 65536
+#define SR_API_DEFAULT_MAX_REQUEST_LINE 8192
+
 struct sr_api_opts {
     const char *host;              /* "0.0.0.0", "127.0.0.1", "::", ... */
     unsigned port;                 /* 0 picks a free port (see sr_api_port) */
     unsigned refresh_interval_sec; /* /health: refresh older than 3x is stale */
+    /* Limits; 0 = the default above. Config validates the ranges noted. */
+    unsigned threads;                /* API_THREADS 1-64: event-loop threads */
+    unsigned max_connections;        /* API_MAX_CONNECTIONS 1-1000000: above it a
+                                        client gets 503 (HTTP/1.1) or GOAWAY (h2) */
+    unsigned max_concurrent_streams; /* API_MAX_CONCURRENT_STREAMS 1-10000, per h2
+                                        connection (SETTINGS_MAX_CONCURRENT_STREAMS) */
+    unsigned idle_timeout_sec;       /* API_IDLE_TIMEOUT_SEC 1-86400: no request in
+                                        progress, or output not moving, for this long */
+    unsigned header_timeout_sec;     /* API_HEADER_TIMEOUT_SEC 1-3600: a request head
+                                        (HTTP/1.1 head, h2 HEADERS) must be complete
+                                        this long after it began (slowloris) */
+    unsigned max_header_bytes;       /* API_MAX_HEADER_BYTES 1024-1048576: HTTP/1.1
+                                        header section, h2 header list -> 431 */
+    unsigned max_request_line;       /* API_MAX_REQUEST_LINE 256-1048576: HTTP/1.1
+                                        request line, h2 :path -> 414 */
 };
 
 /* Creates the server and binds + listens now, so a bad HOST/PORT is reported
@@ -58,8 +82,10 @@ struct sr_api_opts {
 struct sr_api *sr_api_new(const struct sr_api_opts *opts, const struct sr_api_hooks *hooks,
                           struct sr_cache *cache, char *err, size_t errlen);
 
-/* The /health body (new reference) and its HTTP status (200 or 503). Any
- * thread, never blocks: the publisher sends it as health.check. */
+/* The /health body (new reference) and its HTTP status (200 or 503), the
+ * same document GET /health answers. Any thread, never blocks (it reads the
+ * cache's stats and calls hooks->publisher_status): the publisher sends it
+ * as health.check. */
 json_t *sr_api_health(struct sr_api *api, int *http_status);
 
 /* The bound port (useful with port 0). */

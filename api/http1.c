@@ -23,9 +23,16 @@ enum {
     ST_BODY,     /* skipping Content-Length bytes */
 };
 
-void sr_api__h1_init(struct sr_api__h1_parser *p)
+void sr_api__h1_init_limits(struct sr_api__h1_parser *p, size_t max_line, size_t max_head)
 {
     memset(p, 0, sizeof(*p));
+    p->max_line = max_line ? max_line : SR_API_MAX_REQUEST_LINE;
+    p->max_head = max_head ? max_head : SR_API_MAX_HEADER_BLOCK;
+}
+
+void sr_api__h1_init(struct sr_api__h1_parser *p)
+{
+    sr_api__h1_init_limits(p, 0, 0);
 }
 
 void sr_api__h1_free(struct sr_api__h1_parser *p)
@@ -105,8 +112,7 @@ static int parse_request_line(struct sr_api__h1_request *req, char *s, size_t n)
     return 0;
 }
 
-/* Comma-separated, case-insensitive token search (Connection, Expect). */
-static bool has_token(const char *value, const char *token)
+bool sr_api__has_token(const char *value, const char *token)
 {
     size_t tl = strlen(token);
     const char *s = value;
@@ -195,10 +201,10 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
         } else if (strcasecmp(name, "host") == 0) {
             hosts++;
         } else if (strcasecmp(name, "connection") == 0) {
-            conn_close |= has_token(value, "close");
-            conn_keep |= has_token(value, "keep-alive");
+            conn_close |= sr_api__has_token(value, "close");
+            conn_keep |= sr_api__has_token(value, "keep-alive");
         } else if (strcasecmp(name, "expect") == 0) {
-            req->expect_continue = has_token(value, "100-continue");
+            req->expect_continue = sr_api__has_token(value, "100-continue");
         }
     }
 
@@ -215,6 +221,7 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
     if (cl > SR_API_MAX_BODY)
         return -413;
     req->content_length = cl;
+    req->has_body = cl > 0;
     req->keep_alive = req->minor == 1 ? !conn_close : (conn_keep && !conn_close);
     return 0;
 }
@@ -262,9 +269,9 @@ int sr_api__h1_parse(struct sr_api__h1_parser *p, const char *data, size_t len, 
                 if (!is_tchar((unsigned char)data[k]) && data[k] != '\r' && data[k] != '\n')
                     return p->error = -400;
         }
-        if (p->state == ST_LINE && p->len - p->line_start + seg > SR_API_MAX_REQUEST_LINE + 2)
+        if (p->state == ST_LINE && p->len - p->line_start + seg > p->max_line + 2)
             return p->error = -414;
-        if (p->state == ST_HEADERS && p->head_bytes + seg > SR_API_MAX_HEADER_BLOCK + 2)
+        if (p->state == ST_HEADERS && p->head_bytes + seg > p->max_head + 2)
             return p->error = -431;
         append(p, data + i, seg);
         i += seg;
@@ -277,14 +284,14 @@ int sr_api__h1_parse(struct sr_api__h1_parser *p, const char *data, size_t len, 
         size_t content = raw - 1 - (raw >= 2 && p->buf[p->len - 2] == '\r');
         p->line_start = p->len;
         if (p->state == ST_LINE) {
-            if (content > SR_API_MAX_REQUEST_LINE)
+            if (content > p->max_line)
                 return p->error = -414;
             p->line_end = p->len;
             p->state = ST_HEADERS;
             continue;
         }
         if (content > 0) {
-            if (++p->nlines > SR_API_MAX_HEADERS || p->head_bytes > SR_API_MAX_HEADER_BLOCK)
+            if (++p->nlines > SR_API_MAX_HEADERS || p->head_bytes > p->max_head)
                 return p->error = -431;
             continue;
         }
@@ -323,24 +330,73 @@ char *sr_api__http_date(time_t t, char *buf, size_t len)
     return buf;
 }
 
+size_t sr_api__h1_header_count(const struct sr_api__h1_request *req, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        n += strcasecmp(req->headers[i].name, name) == 0;
+    return n;
+}
+
+long sr_api__base64url_decode(const char *src, size_t len, unsigned char *dst)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    while (len > 0 && src[len - 1] == '=')
+        len--; /* padding is optional (RFC 7540 §3.2.1 omits it) */
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        int v;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '-')
+            v = 62;
+        else if (c == '_')
+            v = 63;
+        else
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            dst[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if (bits >= 6) /* a lone trailing character carries no whole byte */
+        return -1;
+    return (long)o;
+}
+
 size_t sr_api__h1_format_head(char *buf, size_t cap, const struct sr_api__response *r,
                               bool keep_alive, int req_minor, const char *date)
 {
     const char *conn = !keep_alive      ? "Connection: close\r\n"
                        : req_minor == 0 ? "Connection: keep-alive\r\n"
                                         : "";
+    char type[160] = "", etag[96] = "";
+    /* A 304 carries neither type nor length (RFC 9110 §15.4.5, §8.6). */
+    if (r->status != 304)
+        snprintf(type, sizeof(type), "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                 r->content_type, sr_api__response_length(r));
+    if (r->etag[0])
+        snprintf(etag, sizeof(etag), "ETag: %s\r\n", r->etag);
     int n =
         snprintf(buf, cap,
                  "HTTP/1.1 %d %s\r\n"
-                 "Content-Type: %s\r\n"
-                 "Content-Length: %zu\r\n"
+                 "%s"
                  "Date: %s\r\n"
                  "Server: " SR_API_SERVER_HEADER "\r\n"
                  "Cache-Control: no-cache\r\n"
+                 "%s"
                  "%s%s%s"
                  "%s"
                  "\r\n",
-                 r->status, sr_api__reason(r->status), r->content_type, r->len, date,
+                 r->status, sr_api__reason(r->status), type, date, etag,
                  r->allow ? "Allow: " : "", r->allow ? r->allow : "", r->allow ? "\r\n" : "", conn);
     if (n < 0 || (size_t)n >= cap)
         return 0;

@@ -1,15 +1,26 @@
-/* http2: h2c (prior knowledge) connections on an nghttp2 server session.
+/* http2: h2c connections on an nghttp2 server session (prior knowledge, or
+ * upgraded from HTTP/1.1).
  *
  * The plumbing follows nghttp2's examples/libevent-server.c without TLS:
  * read -> nghttp2_session_mem_recv -> nghttp2_session_send; send_callback
  * appends to the bufferevent and says WOULDBLOCK above a threshold, and the
  * write callback resumes. The connection closes when the session wants
- * neither to read nor to write and the output is flushed.
+ * neither to read nor to write and the output is flushed. Protocol errors
+ * (RFC 9113 §5.4) and header validation (§8.2, §8.3: pseudo-headers,
+ * uppercase names, connection-specific fields) are nghttp2's: it answers
+ * GOAWAY or RST_STREAM with the right code before our callbacks see them.
  *
  * A request is dispatched when its END_STREAM arrives (on HEADERS or DATA).
- * A stream holds its response, and so the snapshot reference behind the
- * body, until nghttp2 reports it closed; the data provider copies straight
- * from the snapshot bytes into nghttp2's frame buffer.
+ * Response bodies go out without a copy: the data source answers
+ * NGHTTP2_DATA_FLAG_NO_COPY and send_data_callback puts the 9-byte frame
+ * header, then the snapshot's bytes by reference, into the output evbuffer.
+ * Those references may outlive the stream, so a body is a small refcounted
+ * holder (struct body) shared by the stream and every evbuffer chain that
+ * points into it; the snapshot reference goes when the last one does.
+ *
+ * Timers: HEAD while a request has begun and not fully arrived (or none
+ * came yet on a new connection), IDLE while no stream is open; either ends
+ * the connection with GOAWAY(NO_ERROR).
  *
  * Graceful stop (RFC 9113 §6.8): a GOAWAY shutdown notice, then a PING;
  * the PING's ACK proves the client has seen the notice, so the final GOAWAY
@@ -31,36 +42,67 @@
 #include "cache/log.h"
 #include "cache/util.h"
 
-#define MAX_STREAMS 100
+/* Below this a DATA payload is copied: a reference costs a chain. */
+#define COPY_BELOW 512
+#define INM_MAX 1024
+
+/* A response body shared by its stream and the evbuffer chains that
+ * reference it. Worker thread only, so the count is plain. */
+struct body {
+    unsigned refs;
+    struct sr_api__response r;
+};
 
 struct stream {
     struct h2 *h2;
     int32_t id;
     struct stream *prev, *next;
     char method[24];
-    char *path; /* owned */
+    char *path;          /* owned */
+    char *if_none_match; /* owned, or NULL */
     size_t nheaders, header_bytes;
     uint64_t body_len;
-    int error; /* status to answer instead of routing, or 0 */
+    int error;        /* status to answer instead of routing, or 0 */
     bool head;
+    bool complete;    /* the whole request arrived (or it was answered early) */
     bool responded;   /* a response was submitted */
     bool reset_after; /* the request is still arriving: reset it once
                          answered (RFC 9113 §8.1) */
-    struct sr_api__response resp;
-    size_t off; /* bytes of resp.body handed to nghttp2 */
+    struct body *body;
+    size_t wire_off; /* bytes of the body already put in the output */
     struct sr_api__pending *pending;
+    struct sr_api__park park;
 };
 
 struct h2 {
     struct sr_api__conn *conn;
     nghttp2_session *session;
     struct stream *streams;
-    bool notice_sent; /* shutdown notice submitted */
-    bool ping_sent;   /* PING submitted after the notice went out */
-    bool goaway_sent; /* final GOAWAY submitted */
+    size_t nstreams;
+    size_t nincomplete; /* streams whose request has not fully arrived */
+    bool served_any;    /* a request began: IDLE, not HEAD, when none is open */
+    bool notice_sent;   /* shutdown notice submitted */
+    bool ping_sent;     /* PING submitted after the notice went out */
+    bool goaway_sent;   /* final GOAWAY submitted */
+    bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
 };
 
-/* ---- streams --------------------------------------------------------------- */
+/* ---- bodies and streams ------------------------------------------------------ */
+
+static void body_unref(struct body *b)
+{
+    if (b == NULL || --b->refs > 0)
+        return;
+    sr_api__response_clear(&b->r);
+    free(b);
+}
+
+static void release_body(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    body_unref(arg);
+}
 
 static struct stream *stream_new(struct h2 *h2, int32_t id)
 {
@@ -71,7 +113,18 @@ static struct stream *stream_new(struct h2 *h2, int32_t id)
     if (h2->streams)
         h2->streams->prev = s;
     h2->streams = s;
+    h2->nstreams++;
+    h2->nincomplete++;
+    h2->served_any = true;
     return s;
+}
+
+static void mark_complete(struct stream *s)
+{
+    if (!s->complete) {
+        s->complete = true;
+        s->h2->nincomplete--;
+    }
 }
 
 static void stream_free(struct stream *s)
@@ -83,111 +136,177 @@ static void stream_free(struct stream *s)
         h2->streams = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    h2->nstreams--;
+    mark_complete(s);
     sr_api__pending_cancel(s->pending);
-    sr_api__response_clear(&s->resp);
+    sr_api__park_clear(&s->park);
+    body_unref(s->body);
     free(s->path);
+    free(s->if_none_match);
     free(s);
 }
 
+/* Data source: only says how much goes in the next frame; the bytes are
+ * written by on_send_data. nghttp2 has already capped `length` by the flow
+ * control windows and the peer's SETTINGS_MAX_FRAME_SIZE. */
 static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *source, void *user_data)
 {
     (void)session;
     (void)id;
+    (void)buf;
     (void)user_data;
     struct stream *s = source->ptr;
-    size_t n = s->resp.len - s->off;
-    if (n > length)
-        n = length;
-    memcpy(buf, s->resp.body + s->off, n);
-    s->off += n;
-    if (s->off == s->resp.len)
+    /* nghttp2 asks for the next frame only once the previous one went out,
+     * so wire_off is where this frame starts. */
+    size_t left = sr_api__response_length(&s->body->r) - s->wire_off;
+    size_t n = left < length ? left : length;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == left)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
 
-#define NV(n, v)                                                                                   \
+static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                        size_t length, nghttp2_data_source *source, void *user_data)
+{
+    (void)session;
+    struct h2 *h2 = user_data;
+    struct stream *s = source->ptr;
+    struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
+    if (evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    /* No padding is ever selected, so the frame is header + data. */
+    if (frame->data.padlen != 0 || evbuffer_add(out, framehd, 9) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    struct body *b = s->body;
+    size_t off = s->wire_off, end = off + length;
+    if (off < b->r.len) {
+        size_t n = (end < b->r.len ? end : b->r.len) - off;
+        int rc;
+        if (n < COPY_BELOW) {
+            rc = evbuffer_add(out, b->r.body + off, n);
+        } else {
+            b->refs++;
+            rc = evbuffer_add_reference(out, b->r.body + off, n, release_body, b);
+            if (rc != 0)
+                b->refs--;
+        }
+        if (rc != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        off += n;
+    }
+    if (off < end && evbuffer_add(out, b->r.tail + (off - b->r.len), end - off) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    s->wire_off = end;
+    return 0;
+}
+
+#define NVS(n, v) /* static name and value: nghttp2 keeps the pointers */                         \
     {                                                                                              \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NONE             \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                                  \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+    }
+#define NVC(n, v) /* static name, value copied */                                                  \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME     \
     }
 
-/* Submits s->resp (kept in the stream until it closes). */
-static void respond(struct stream *s)
+/* Submits the response in *r (taken over; kept until the stream closes). */
+static void respond(struct stream *s, struct sr_api__response *r)
 {
     struct h2 *h2 = s->h2;
-    struct sr_api__response *r = &s->resp;
+    body_unref(s->body);
+    s->body = sr_calloc(1, sizeof(*s->body));
+    s->body->refs = 1;
+    s->body->r = *r;
+    memset(r, 0, sizeof(*r));
+    r = &s->body->r;
+    s->wire_off = 0;
+
     char status[8], len[24];
     snprintf(status, sizeof(status), "%d", r->status);
-    snprintf(len, sizeof(len), "%zu", r->len);
-    nghttp2_nv nva[] = {
-        NV(":status", status),
-        NV("content-type", r->content_type),
-        NV("content-length", len),
-        NV("date", sr_api__date(h2->conn->api)),
-        NV("server", SR_API_SERVER_HEADER),
-        NV("cache-control", "no-cache"),
-        NV("allow", r->allow ? r->allow : ""),
-    };
-    size_t nvlen = sizeof(nva) / sizeof(nva[0]) - (r->allow ? 0 : 1);
+    snprintf(len, sizeof(len), "%zu", sr_api__response_length(r));
+    nghttp2_nv nva[8];
+    size_t n = 0;
+    nva[n++] = (nghttp2_nv)NVC(":status", status);
+    if (r->status != 304) {
+        nva[n++] = (nghttp2_nv)NVS("content-type", r->content_type);
+        nva[n++] = (nghttp2_nv)NVC("content-length", len);
+    }
+    nva[n++] = (nghttp2_nv)NVC("date", sr_api__date(h2->conn->w));
+    nva[n++] = (nghttp2_nv)NVS("server", SR_API_SERVER_HEADER);
+    nva[n++] = (nghttp2_nv)NVS("cache-control", "no-cache");
+    if (r->etag[0])
+        nva[n++] = (nghttp2_nv)NVC("etag", r->etag);
+    if (r->allow)
+        nva[n++] = (nghttp2_nv)NVS("allow", r->allow);
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_body};
+    bool nobody = s->head || r->status == 304 || sr_api__response_length(r) == 0;
     s->responded = true;
-    int rv = nghttp2_submit_response(h2->session, s->id, nva, nvlen,
-                                     s->head || r->len == 0 ? NULL : &dp);
-    if (rv != 0) {
+    int rv = nghttp2_submit_response(h2->session, s->id, nva, n, nobody ? NULL : &dp);
+    if (rv != 0)
         sr_log(SR_LOG_DEBUG, "api", "%s: stream %" PRId32 ": cannot respond: %s", h2->conn->peer,
                s->id, nghttp2_strerror(rv));
-        sr_api__response_clear(r);
-    }
 }
 
 static void respond_error(struct stream *s, int status, const char *code, const char *message)
 {
-    sr_api__response_clear(&s->resp);
-    sr_api__error_response(&s->resp, status, code, message);
-    respond(s);
+    struct sr_api__response r;
+    sr_api__error_response(&r, status, code, message);
+    respond(s, &r);
 }
 
-static void on_refresh_done(void *owner, int status)
+static int flush(struct h2 *h2);
+
+static void on_parked_done(void *owner, int status)
 {
     struct stream *s = owner;
     struct h2 *h2 = s->h2;
+    struct sr_api__response r;
     s->pending = NULL;
-    sr_api__refresh_response(&h2->conn->api->router, status, &s->resp);
-    sr_log(SR_LOG_DEBUG, "api", "%s: POST /cache/refresh -> %d (h2 stream %" PRId32 ")",
-           h2->conn->peer, s->resp.status, s->id);
-    respond(s);
+    sr_api__park_response(&h2->conn->api->router, &s->park, status, &r);
+    sr_api__park_clear(&s->park);
+    sr_log(SR_LOG_DEBUG, "api", "%s: parked %s -> %d (h2 stream %" PRId32 ")", h2->conn->peer,
+           s->path, r.status, s->id);
+    respond(s, &r);
     /* A top-level callback (the mailbox event): safe to send and close. */
-    struct sr_api__conn *c = h2->conn;
-    sr_api__conn_next(c, c->proto->on_write(c));
+    sr_api__conn_next(h2->conn, flush(h2));
 }
 
 static void dispatch(struct stream *s)
 {
-    struct sr_api *api = s->h2->conn->api;
+    struct sr_api__conn *c = s->h2->conn;
+    struct sr_api *api = c->api;
+    mark_complete(s);
     if (s->responded || s->pending)
         return;
     if (s->error == 414) {
-        respond_error(s, 414, "uri_too_long", ":path over 8 KiB");
+        respond_error(s, 414, "uri_too_long", ":path too long");
         return;
     }
     if (s->error == 431) {
         respond_error(s, 431, "header_fields_too_large",
-                      "request headers over 64 KiB or 100 fields");
+                      "request header list too large or over 100 fields");
         return;
     }
     if (s->path == NULL || s->method[0] == '\0') {
         respond_error(s, 400, "bad_request", "missing :method or :path");
         return;
     }
-    if (sr_api__route(&api->router, s->method, s->path, &s->resp) == SR_API_ROUTE_REFRESH) {
-        s->pending = sr_api__refresh_start(api, on_refresh_done, s);
+    struct sr_api__request rq = {
+        .method = s->method, .target = s->path, .if_none_match = s->if_none_match};
+    struct sr_api__response r;
+    if (sr_api__route(&api->router, &rq, &r, &s->park) == SR_API_ROUTE_PARK) {
+        s->pending = sr_api__park_start(c->w, &s->park, on_parked_done, s);
         if (s->pending != NULL)
             return;
-        sr_api__refresh_response(&api->router, -1, &s->resp);
+        sr_api__park_response(&api->router, &s->park, -1, &r);
+        sr_api__park_clear(&s->park);
     }
-    sr_log(SR_LOG_DEBUG, "api", "%s: %s %s -> %d (h2 stream %" PRId32 ")", s->h2->conn->peer,
-           s->method, s->path, s->resp.status, s->id);
-    respond(s);
+    sr_log(SR_LOG_DEBUG, "api", "%s: %s %s -> %d (h2 stream %" PRId32 ")", c->peer, s->method,
+           s->path, r.status, s->id);
+    respond(s, &r);
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------------ */
@@ -213,6 +332,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return 0;
     struct stream *s = stream_new(h2, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    /* A header block has begun: it must end within header_timeout_sec. */
+    sr_api__conn_timer(h2->conn, SR_API_TIMER_HEAD);
     return 0;
 }
 
@@ -221,12 +342,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
                      void *user_data)
 {
     (void)flags;
-    (void)user_data;
+    struct h2 *h2 = user_data;
+    const struct sr_api__limits *lim = &h2->conn->api->lim;
     struct stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (s == NULL || s->error)
         return 0;
-    s->header_bytes += namelen + valuelen + 4; /* as an HTTP/1 line would count */
-    if (++s->nheaders > SR_API_MAX_HEADERS || s->header_bytes > SR_API_MAX_HEADER_BLOCK) {
+    /* RFC 9113 §6.5.2: name + value + 32 per field. */
+    s->header_bytes += namelen + valuelen + 32;
+    if (++s->nheaders > SR_API_MAX_HEADERS || s->header_bytes > lim->max_header_bytes) {
         s->error = 431;
         return 0;
     }
@@ -236,7 +359,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->method[n] = '\0';
         s->head = strcmp(s->method, "HEAD") == 0;
     } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
-        if (valuelen > SR_API_MAX_REQUEST_LINE) {
+        if (valuelen > lim->max_request_line) {
             s->error = 414;
             return 0;
         }
@@ -246,6 +369,19 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         /* nghttp2 has validated the digits; refuse early what is too big. */
         if (valuelen > 7 || strtoull((const char *)value, NULL, 10) > SR_API_MAX_BODY)
             s->body_len = SR_API_MAX_BODY + 1;
+    } else if (namelen == 13 && memcmp(name, "if-none-match", 13) == 0) {
+        /* Several fields are one comma-separated list (RFC 9110 §5.3). */
+        size_t old = s->if_none_match ? strlen(s->if_none_match) : 0;
+        if (old + valuelen + 2 <= INM_MAX) {
+            s->if_none_match = sr_realloc(s->if_none_match, old + valuelen + 3);
+            char *p = s->if_none_match + old;
+            if (old) {
+                *p++ = ',';
+                *p++ = ' ';
+            }
+            memcpy(p, value, valuelen);
+            p[valuelen] = '\0';
+        }
     }
     return 0;
 }
@@ -267,6 +403,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 static void too_large(struct stream *s)
 {
     s->reset_after = true;
+    mark_complete(s);
     respond_error(s, 413, "content_too_large", "request body over 1 MiB");
 }
 
@@ -336,6 +473,19 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- connection -------------------------------------------------------------- */
 
+static void set_timer(struct h2 *h2)
+{
+    enum sr_api__timer t;
+    if (h2->nincomplete > 0 || !h2->served_any)
+        t = SR_API_TIMER_HEAD;
+    else if (h2->nstreams > 0 ||
+             evbuffer_get_length(bufferevent_get_output(h2->conn->bev)) > 0)
+        t = SR_API_TIMER_NONE;
+    else
+        t = SR_API_TIMER_IDLE;
+    sr_api__conn_timer(h2->conn, t);
+}
+
 /* Sends what nghttp2 has queued and decides what the connection does next. */
 static int flush(struct h2 *h2)
 {
@@ -348,13 +498,14 @@ static int flush(struct h2 *h2)
     bool want_read = nghttp2_session_want_read(h2->session);
     bool want_write = nghttp2_session_want_write(h2->session);
     size_t pending_out = evbuffer_get_length(bufferevent_get_output(bev));
-    if (!want_read && !want_write)
+    if ((!want_read && !want_write) || (h2->close_after_goaway && !want_write))
         return pending_out ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     /* Backpressure: no new requests while the client is not reading. */
     if (pending_out >= SR_API_OUTPUT_HIGH || !want_read)
         bufferevent_disable(bev, EV_READ);
     else
         bufferevent_enable(bev, EV_READ);
+    set_timer(h2);
     return SR_API_CONN_KEEP;
 }
 
@@ -397,25 +548,46 @@ static int on_shutdown(struct sr_api__conn *c)
     return flush(h2);
 }
 
-static void h2_free(struct sr_api__conn *c)
+static int on_timeout(struct sr_api__conn *c, enum sr_api__timer kind)
 {
     struct h2 *h2 = c->impl;
+    static const char head_msg[] = "request headers not complete in time";
+    static const char idle_msg[] = "idle timeout";
+    bool head = kind == SR_API_TIMER_HEAD;
+    sr_log(SR_LOG_DEBUG, "api", "%s: h2 %s: GOAWAY", c->peer, head ? head_msg : idle_msg);
+    h2->close_after_goaway = true;
+    nghttp2_submit_goaway(h2->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h2->session), NGHTTP2_NO_ERROR,
+                          (const uint8_t *)(head ? head_msg : idle_msg),
+                          head ? sizeof(head_msg) - 1 : sizeof(idle_msg) - 1);
+    return flush(h2);
+}
+
+static void h2_delete(struct h2 *h2)
+{
     /* nghttp2_session_del does not call on_stream_close: free ours here. */
     while (h2->streams != NULL)
         stream_free(h2->streams);
     nghttp2_session_del(h2->session);
     free(h2);
+}
+
+static void h2_free(struct sr_api__conn *c)
+{
+    h2_delete(c->impl);
     c->impl = NULL;
 }
 
-int sr_api__http2_attach(struct sr_api__conn *c)
+static struct h2 *h2_new(struct sr_api__conn *c)
 {
     struct h2 *h2 = sr_calloc(1, sizeof(*h2));
+    h2->conn = c;
     nghttp2_session_callbacks *cbs = NULL;
     int rv = nghttp2_session_callbacks_new(&cbs);
     if (rv != 0)
         goto fail;
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
@@ -428,23 +600,60 @@ int sr_api__http2_attach(struct sr_api__conn *c)
         goto fail;
 
     /* Our SETTINGS go first (RFC 9113 §3.4: the server preface). */
+    const struct sr_api__limits *lim = &c->api->lim;
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, SR_API_MAX_HEADER_BLOCK},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_bytes},
     };
     rv = nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     if (rv != 0)
         goto fail;
-    h2->conn = c;
-    c->impl = h2;
-    return 0;
+    return h2;
 
 fail:
     sr_log(SR_LOG_WARNING, "api", "%s: cannot start an HTTP/2 session: %s", c->peer,
            nghttp2_strerror(rv));
     nghttp2_session_del(h2->session);
     free(h2);
-    return -1;
+    return NULL;
+}
+
+int sr_api__http2_attach(struct sr_api__conn *c)
+{
+    struct h2 *h2 = h2_new(c);
+    if (h2 == NULL)
+        return -1;
+    c->impl = h2;
+    return 0;
+}
+
+int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *u)
+{
+    struct h2 *h2 = h2_new(c);
+    if (h2 == NULL)
+        return SR_API_CONN_CLOSE;
+    /* The upgrade request is stream 1, half-closed (remote) already. */
+    struct stream *s = stream_new(h2, 1);
+    snprintf(s->method, sizeof(s->method), "%s", u->method);
+    s->head = strcmp(s->method, "HEAD") == 0;
+    s->path = sr_strdup(u->target);
+    s->if_none_match = u->if_none_match ? sr_strdup(u->if_none_match) : NULL;
+    int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
+    if (rv != 0) {
+        sr_log(SR_LOG_DEBUG, "api", "%s: h2c upgrade failed: %s", c->peer, nghttp2_strerror(rv));
+        h2_delete(h2);
+        return SR_API_CONN_CLOSE;
+    }
+    static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                    "Connection: Upgrade\r\n"
+                                    "Upgrade: h2c\r\n\r\n";
+    evbuffer_add(bufferevent_get_output(c->bev), switching, sizeof(switching) - 1);
+    c->proto->free(c); /* the HTTP/1.1 state (and u with it) */
+    c->impl = h2;
+    c->proto = &sr_api__http2;
+    dispatch(s);
+    /* Whatever followed the request is the client's preface. */
+    return on_read(c);
 }
 
 const struct sr_api__proto sr_api__http2 = {
@@ -453,5 +662,6 @@ const struct sr_api__proto sr_api__http2 = {
     .on_write = on_write,
     .on_eof = on_eof,
     .on_shutdown = on_shutdown,
+    .on_timeout = on_timeout,
     .free = h2_free,
 };

@@ -1,9 +1,11 @@
-/* refresh: parked POST /cache/refresh requests.
+/* refresh: parked requests (POST /cache/refresh, POST
+ * /services/{name}/metrics).
  *
- * The resync hook runs elsewhere (the Docker thread) and calls `done` from
- * there. `done` only queues the pending record in the mailbox and wakes the
- * API base with event_active; the API thread drains the whole queue (wakeups
- * coalesce) and answers on the owner's connection.
+ * The hook (resync, collect_metrics) runs elsewhere (the Docker thread) and
+ * calls `done` from there. `done` only queues the pending record in the
+ * mailbox of the worker that parked it and wakes that worker's base with
+ * event_active; the worker drains the whole queue (wakeups coalesce) and
+ * answers on the owner's connection.
  *
  * Lifetimes, since either side may go first:
  * - A pending record has two references: the owner's (a connection or
@@ -145,10 +147,12 @@ static void on_done(int status, void *arg)
         pending_unref(p); /* the server is gone; so is the owner */
 }
 
-struct sr_api__pending *sr_api__refresh_start(struct sr_api *api, sr_api__pending_cb cb,
-                                              void *owner)
+struct sr_api__pending *sr_api__park_start(struct sr_api__worker *w,
+                                           const struct sr_api__park *park,
+                                           sr_api__pending_cb cb, void *owner)
 {
-    struct sr_api__mailbox *mb = api->mb;
+    const struct sr_api_hooks *hooks = &w->api->hooks;
+    struct sr_api__mailbox *mb = w->mb;
     struct sr_api__pending *p = sr_calloc(1, sizeof(*p));
     atomic_init(&p->refs, 2);
     p->cb = cb;
@@ -158,9 +162,15 @@ struct sr_api__pending *sr_api__refresh_start(struct sr_api *api, sr_api__pendin
     mb->refs++;
     pthread_mutex_unlock(&mb->mu);
 
-    if (api->hooks.resync(api->hooks.ctx, on_done, p) != 0) {
+    int rc = -1;
+    if (park->kind == SR_API_PARK_REFRESH && hooks->resync != NULL)
+        rc = hooks->resync(hooks->ctx, on_done, p);
+    else if (park->kind == SR_API_PARK_METRICS && hooks->collect_metrics != NULL)
+        rc = hooks->collect_metrics(hooks->ctx, park->id, on_done, p);
+    if (rc != 0) {
         /* The hook refused: by the async convention `done` never runs. */
-        sr_log(SR_LOG_WARNING, "api", "refresh request refused by the docker adapter");
+        sr_log(SR_LOG_WARNING, "api", "%s request refused by its hook",
+               park->kind == SR_API_PARK_REFRESH ? "refresh" : "metrics collection");
         pending_unref(p);
         pending_unref(p);
         return NULL;

@@ -1,18 +1,38 @@
-/* routes: the pure router, (method, target) -> response. No I/O: the
- * transports (http1_conn.c, http2.c) send what it returns, and
- * tests/unit/test_routes.c calls it directly.
+/* routes: the pure router, request -> response. No I/O: the transports
+ * (http1_conn.c, http2.c) send what it returns, and tests/unit/test_routes.c
+ * calls it directly. Any thread may call it: it only reads snapshots, the
+ * cache's stats and the publisher's status hook.
  *
  * Every body is JSON ("application/json"), compact, no trailing newline.
  * Times are RFC 3339 UTC strings ("2024-01-15T10:30:00.123Z") or null.
  *
  *   GET|HEAD /services                200  the snapshot's list body, as is:
  *       {"services":[<service>...],"count":N,"cache_version":V}
+ *     filters (query string; unknown parameters are ignored; AND of all):
+ *       label=KEY         the service has label KEY      (repeatable)
+ *       label=KEY=VALUE   ... with exactly that value     (repeatable)
+ *       stack=NAME        "stack" (com.docker.stack.namespace) is NAME
+ *       metric=cpu|memory "autoscaler.metric" is that
+ *     A filtered list has the same shape; a value nothing matches gives an
+ *     empty list, not an error. A bad %-escape in a filter value: 400.
  *   GET|HEAD /services/{name}         200  the service body, as is: <service>
  *       ({name} is percent-decoded; the query string is ignored)
  *                                     404  {"error":"service_not_found",
  *                                           "message":"service 'x' not found"}
+ *   GET|HEAD /services/{name}/metrics 200  the metrics entry's body with
+ *       "age_sec" (now - "sample_time", 0.1 s) spliced in before its final
+ *       '}'; when none is collected yet:
+ *       {"service":name,"service_id":id,"sampled_at":null,"sample_time":null,
+ *        "age_sec":null,"containers_sampled":0,"containers":[],
+ *        "reason":"no metrics collected yet"}
+ *                                     404  service_not_found (as above)
+ *   POST /services/{name}/metrics     collects now (parked), then the GET answer
+ *                                     404  service_not_found
+ *                                     503  {"error":"metrics_failed","message":"...",
+ *                                           "service":name}
+ *                                     503  {"error":"metrics_unavailable",...} (no hook)
  *   GET|HEAD /cache/stats             200  <stats>
- *   POST /cache/clear                 200  {"cleared":{"services":N,"metrics":0},
+ *   POST /cache/clear                 200  {"cleared":{"services":N,"metrics":M},
  *                                           "stats":<stats>}
  *   POST /cache/refresh               200  {"refreshed":true,"stats":<stats>}
  *                                     503  {"error":"refresh_failed","message":"...",
@@ -21,24 +41,44 @@
  *                                          (no resync hook)
  *   GET|HEAD /health                  200 healthy|degraded, 503 unhealthy:
  *       {"status":"healthy"|"degraded"|"unhealthy","reasons":["..."],
- *        "docker":<docker>,"cache":<stats>,"publisher":{"status":"disabled"},
+ *        "docker":<docker>,"cache":<stats>,"publisher":<publisher>,
  *        "last_refresh":T|null,"version":"0.1.0","uptime_sec":N}
+ *   GET|HEAD /events                  200  {"exchange":"name"|null,
+ *       "events":[{"event":"services.updated","routing_key":"services.updated",
+ *                  "description":"..."}, ...],"publisher":<publisher>}
  *   any other path                    404  {"error":"not_found","message":"no route for /x"}
  *   known path, other method          405  {"error":"method_not_allowed","message":"..."}
- *                                          + Allow: "GET, HEAD" or "POST"
+ *                                          + Allow: "GET, HEAD", "POST" or
+ *                                          "GET, HEAD, POST"
  *   bad target (%-escape, NUL)        400  {"error":"bad_request","message":"..."}
  *
- *   <stats>  = {"services":N,"metrics":0,"cache_version":V,"last_refresh":T|null,
+ *   <stats>  = {"services":N,"metrics":N,"cache_version":V,"last_refresh":T|null,
  *               "refreshes":N,"added":N,"updated":N,"removed":N,"clears":N,
  *               "events_received":N,"last_event_time":T|null,"docker":<docker>}
  *   <docker> = {"state":"connecting"|"connected"|"unreachable"|"not_manager"|"error",
  *               "reason":"..."|null,"api_version":"1.41"|null,
  *               "engine_version":"20.10.24"|null,"events_connected":bool}
+ *   <publisher> = hooks->publisher_status() as is (see api.h), or
+ *               {"status":"disabled"} without the hook
  *
  * /health: unhealthy while Docker is not connected (reason "docker
  * unreachable: ...", "not a swarm manager: ...", "docker connecting",
  * "docker error: ..."); once connected, degraded when the events stream is
- * down or the last full refresh is older than 3 x REFRESH_INTERVAL_SEC. */
+ * down or the last full refresh is older than 3 x REFRESH_INTERVAL_SEC.
+ * An enabled publisher that is not connected degrades it too ("publisher
+ * disconnected: <last_error>").
+ *
+ * ETags (RFC 9110 §8.8.3), on every answer the router makes:
+ *   snapshot bodies    "v<cache_version>-services", "...-services-<query hash>",
+ *                      "v<V>-service": the bytes are a function of the
+ *                      version (and the query), so a strong tag is exact;
+ *   metrics            W/"v<V>-metrics": age_sec moves with the clock, the
+ *                      rest with the version, hence weak;
+ *   built bodies       "v<V>-<kind>-<FNV-1a of the bytes>" (health, stats,
+ *                      events, errors, POST answers): they also hold counters
+ *                      that move without the version.
+ * If-None-Match on GET/HEAD of a 200 answer -> 304 with no body (weak
+ * comparison, "*" matches). It is ignored on POST. */
 #include "api/api_internal.h"
 
 #include <jansson.h>
@@ -53,14 +93,19 @@
 static const char json_ctype[] = "application/json";
 static const char allow_get[] = "GET, HEAD";
 static const char allow_post[] = "POST";
+static const char allow_all[] = "GET, HEAD, POST";
 
 const char *sr_api__reason(int status)
 {
     switch (status) {
     case 100:
         return "Continue";
+    case 101:
+        return "Switching Protocols";
     case 200:
         return "OK";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 404:
@@ -95,6 +140,16 @@ void sr_api__response_clear(struct sr_api__response *r)
     memset(r, 0, sizeof(*r));
 }
 
+static uint32_t fnv1a(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
 /* Steals obj and makes it the owned body. */
 static void json_response(struct sr_api__response *r, int status, json_t *obj)
 {
@@ -109,10 +164,92 @@ static void json_response(struct sr_api__response *r, int status, json_t *obj)
     r->len = strlen(r->owned);
 }
 
+/* A built body's tag: the version plus a hash of the exact bytes. */
+static void tag_built(struct sr_api__response *r, uint64_t version, const char *kind)
+{
+    snprintf(r->etag, sizeof(r->etag), "\"v%llu-%s-%08x\"", (unsigned long long)version, kind,
+             fnv1a(r->body, r->len));
+}
+
+static void tagged_json(struct sr_api__response *r, int status, json_t *obj, uint64_t version,
+                        const char *kind)
+{
+    json_response(r, status, obj);
+    tag_built(r, version, kind);
+}
+
 void sr_api__error_response(struct sr_api__response *r, int status, const char *code,
                             const char *message)
 {
     json_response(r, status, json_pack("{s:s, s:s}", "error", code, "message", message));
+}
+
+static uint64_t cache_version(const struct sr_api__router *rt)
+{
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    uint64_t v = sr_snapshot_version(snap);
+    sr_snapshot_release(snap);
+    return v;
+}
+
+/* An error the router answers: tagged like any built body. */
+static void route_error(const struct sr_api__router *rt, struct sr_api__response *r, int status,
+                        const char *code, const char *message)
+{
+    sr_api__error_response(r, status, code, message);
+    tag_built(r, cache_version(rt), "error");
+}
+
+/* ---- conditional requests --------------------------------------------------- */
+
+/* Next entity-tag of a list: [W/]"opaque" with its bounds in *tag. Returns
+ * the position after it, or NULL at the end / on garbage. */
+static const char *next_tag(const char *s, const char **tag, size_t *len)
+{
+    while (*s == ' ' || *s == '\t' || *s == ',')
+        s++;
+    if (*s == '\0')
+        return NULL;
+    if (s[0] == 'W' && s[1] == '/')
+        s += 2;
+    if (*s != '"')
+        return NULL;
+    const char *end = strchr(s + 1, '"');
+    if (end == NULL)
+        return NULL;
+    *tag = s;
+    *len = (size_t)(end - s) + 1;
+    return end + 1;
+}
+
+bool sr_api__etag_match(const char *inm, const char *etag)
+{
+    if (inm == NULL || etag == NULL || etag[0] == '\0')
+        return false;
+    const char *p = inm;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (p[0] == '*')
+        return true;
+    /* Weak comparison: the W/ prefix is ignored on both sides. */
+    const char *mine = etag[0] == 'W' ? etag + 2 : etag;
+    size_t mlen = strlen(mine);
+    const char *t;
+    size_t tl;
+    while ((p = next_tag(p, &t, &tl)) != NULL)
+        if (tl == mlen && memcmp(t, mine, tl) == 0)
+            return true;
+    return false;
+}
+
+/* 304: no body, no type; the tag stays (RFC 9110 §15.4.5). */
+static void not_modified(struct sr_api__response *r)
+{
+    char etag[sizeof(r->etag)];
+    memcpy(etag, r->etag, sizeof(etag));
+    sr_api__response_clear(r);
+    r->status = 304;
+    memcpy(r->etag, etag, sizeof(etag));
 }
 
 /* ---- JSON pieces ---------------------------------------------------------- */
@@ -155,35 +292,40 @@ static json_t *docker_json(const struct sr_source_status *src)
 
 static json_t *stats_json(const struct sr_cache_stats *st)
 {
-    return json_pack("{s:I, s:i, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "services",
-                     (json_int_t)st->services, "metrics", 0, "cache_version",
-                     (json_int_t)st->version, "last_refresh", time_or_null(st->last_refresh),
-                     "refreshes", (json_int_t)st->refreshes, "added", (json_int_t)st->added,
-                     "updated", (json_int_t)st->updated, "removed", (json_int_t)st->removed,
-                     "clears", (json_int_t)st->clears, "events_received",
-                     (json_int_t)st->source.events_received, "last_event_time",
-                     time_or_null(st->source.last_event_time), "docker", docker_json(&st->source));
+    return json_pack("{s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "services",
+                     (json_int_t)st->services, "metrics", (json_int_t)st->metrics,
+                     "cache_version", (json_int_t)st->version, "last_refresh",
+                     time_or_null(st->last_refresh), "refreshes", (json_int_t)st->refreshes,
+                     "added", (json_int_t)st->added, "updated", (json_int_t)st->updated,
+                     "removed", (json_int_t)st->removed, "clears", (json_int_t)st->clears,
+                     "events_received", (json_int_t)st->source.events_received,
+                     "last_event_time", time_or_null(st->source.last_event_time), "docker",
+                     docker_json(&st->source));
 }
 
-static json_t *current_stats(const struct sr_api__router *rt)
+/* The publisher's status object (new reference). */
+static json_t *publisher_json(const struct sr_api__router *rt)
 {
-    struct sr_cache_stats st;
-    sr_cache_get_stats(rt->cache, &st);
-    return stats_json(&st);
+    json_t *p = rt->publisher_status ? rt->publisher_status(rt->pub_ctx) : NULL;
+    if (p == NULL || !json_is_object(p)) {
+        json_decref(p);
+        return json_pack("{s:s}", "status", rt->publisher_status ? "unknown" : "disabled");
+    }
+    return p;
 }
 
 /* "what: reason", or just "what" when there is no reason. */
 static json_t *reason_str(const char *what, const char *reason)
 {
     char buf[384];
-    if (reason[0])
+    if (reason != NULL && reason[0])
         snprintf(buf, sizeof(buf), "%s: %s", what, reason);
     else
         snprintf(buf, sizeof(buf), "%s", what);
     return json_string(buf);
 }
 
-static void health(const struct sr_api__router *rt, struct sr_api__response *out)
+json_t *sr_api__health_json(const struct sr_api__router *rt, int *http_status)
 {
     struct sr_cache_stats st;
     sr_cache_get_stats(rt->cache, &st);
@@ -208,9 +350,7 @@ static void health(const struct sr_api__router *rt, struct sr_api__response *out
         json_array_append_new(reasons, reason_str("docker error", src->reason));
         break;
     }
-    if (src->state != SR_SOURCE_CONNECTED) {
-        status = "unhealthy";
-    } else {
+    if (src->state == SR_SOURCE_CONNECTED) {
         /* Degradations only mean something once Docker answers: while it is
          * down, the events stream and refreshes are down as a consequence. */
         if (!src->events_connected)
@@ -225,41 +365,99 @@ static void health(const struct sr_api__router *rt, struct sr_api__response *out
                      now - st.last_refresh, rt->refresh_interval_sec);
             json_array_append_new(reasons, json_string(buf));
         }
-        if (json_array_size(reasons) > 0)
-            status = "degraded";
     }
+    /* The broker is independent of Docker: report it either way. */
+    json_t *pub = publisher_json(rt);
+    const char *pstate = json_string_value(json_object_get(pub, "status"));
+    const json_t *en = json_object_get(pub, "enabled");
+    bool enabled = en != NULL ? json_is_true(en) : pstate == NULL || strcmp(pstate, "disabled") != 0;
+    if (enabled && (pstate == NULL || strcmp(pstate, "connected") != 0)) {
+        char what[64];
+        snprintf(what, sizeof(what), "publisher %s", pstate ? pstate : "unknown");
+        json_array_append_new(
+            reasons, reason_str(what, json_string_value(json_object_get(pub, "last_error"))));
+    }
+    if (src->state != SR_SOURCE_CONNECTED)
+        status = "unhealthy";
+    else if (json_array_size(reasons) > 0)
+        status = "degraded";
 
     double up = sr_mono() - rt->started_mono;
-    json_t *body =
-        json_pack("{s:s, s:o, s:o, s:o, s:{s:s}, s:o, s:s, s:I}", "status", status, "reasons",
-                  reasons, "docker", docker_json(src), "cache", stats_json(&st), "publisher",
-                  "status", "disabled", "last_refresh", time_or_null(st.last_refresh), "version",
-                  SR_VERSION, "uptime_sec", (json_int_t)(up > 0 ? up : 0));
-    json_response(out, strcmp(status, "unhealthy") == 0 ? 503 : 200, body);
+    json_t *body = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "status", status,
+                             "reasons", reasons, "docker", docker_json(src), "cache",
+                             stats_json(&st), "publisher", pub, "last_refresh",
+                             time_or_null(st.last_refresh), "version", SR_VERSION, "uptime_sec",
+                             (json_int_t)(up > 0 ? up : 0));
+    if (http_status != NULL)
+        *http_status = strcmp(status, "unhealthy") == 0 ? 503 : 200;
+    return body;
 }
 
-void sr_api__refresh_response(const struct sr_api__router *rt, int status,
-                              struct sr_api__response *out)
+static void health(const struct sr_api__router *rt, struct sr_api__response *out)
 {
-    if (status == 0) {
-        json_response(out, 200,
-                      json_pack("{s:b, s:o}", "refreshed", 1, "stats", current_stats(rt)));
-        return;
-    }
+    int status;
+    json_t *body = sr_api__health_json(rt, &status);
+    json_int_t v = json_integer_value(json_object_get(json_object_get(body, "cache"),
+                                                      "cache_version"));
+    tagged_json(out, status, body, (uint64_t)v, "health");
+}
+
+static void stats(const struct sr_api__router *rt, struct sr_api__response *out)
+{
     struct sr_cache_stats st;
     sr_cache_get_stats(rt->cache, &st);
-    json_t *msg = reason_str("service refresh failed", st.source.reason);
-    json_response(out, 503,
-                  json_pack("{s:s, s:o, s:o}", "error", "refresh_failed", "message", msg, "stats",
-                            stats_json(&st)));
+    tagged_json(out, 200, stats_json(&st), st.version, "stats");
+}
+
+static void events(const struct sr_api__router *rt, struct sr_api__response *out)
+{
+    static const struct {
+        const char *event, *description;
+    } list[] = {
+        {"services.updated", "the full service list, after a refresh that changed anything "
+                             "(and after a resync when messages were dropped)"},
+        {"service.added", "a service with autoscaler.enabled=true appeared"},
+        {"service.removed", "a service was removed or lost its autoscaler.enabled label"},
+        {"service.updated", "a service's record changed (one message per service)"},
+        {"metrics.{service_name}", "a service's metrics, after each collection"},
+        {"health.check", "the /health body, every HEALTH_PUBLISH_INTERVAL_SEC"},
+    };
+    json_t *arr = json_array();
+    for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "event", list[i].event,
+                                             "routing_key", list[i].event, "description",
+                                             list[i].description));
+    json_t *pub = publisher_json(rt);
+    const json_t *ex = json_object_get(pub, "exchange");
+    json_t *exchange = json_is_string(ex) && json_string_length(ex) > 0
+                           ? json_stringn(json_string_value(ex), json_string_length(ex))
+                           : json_null();
+    tagged_json(out, 200,
+                json_pack("{s:o, s:o, s:o}", "exchange", exchange, "events", arr, "publisher",
+                          pub),
+                cache_version(rt), "events");
 }
 
 static void clear(const struct sr_api__router *rt, struct sr_api__response *out)
 {
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    size_t mets = sr_snapshot_metrics_count(snap);
+    sr_snapshot_release(snap);
     size_t n = sr_cache_clear(rt->cache);
-    json_response(out, 200,
-                  json_pack("{s:{s:I, s:i}, s:o}", "cleared", "services", (json_int_t)n, "metrics",
-                            0, "stats", current_stats(rt)));
+    struct sr_cache_stats st;
+    sr_cache_get_stats(rt->cache, &st);
+    tagged_json(out, 200,
+                json_pack("{s:{s:I, s:I}, s:o}", "cleared", "services", (json_int_t)n, "metrics",
+                          (json_int_t)mets, "stats", stats_json(&st)),
+                st.version, "clear");
+}
+
+static void not_found_service(const struct sr_api__router *rt, const char *name,
+                              struct sr_api__response *out)
+{
+    char msg[SR_API_DEFAULT_MAX_REQUEST_LINE + 64];
+    snprintf(msg, sizeof(msg), "service '%.*s' not found", SR_API_DEFAULT_MAX_REQUEST_LINE, name);
+    route_error(rt, out, 404, "service_not_found", msg);
 }
 
 static void service(const struct sr_api__router *rt, const char *name, struct sr_api__response *out)
@@ -268,9 +466,7 @@ static void service(const struct sr_api__router *rt, const char *name, struct sr
     const struct sr_svc *svc = sr_snapshot_find(snap, name);
     if (svc == NULL) {
         sr_snapshot_release(snap);
-        char msg[SR_API_MAX_REQUEST_LINE + 64];
-        snprintf(msg, sizeof(msg), "service '%s' not found", name);
-        sr_api__error_response(out, 404, "service_not_found", msg);
+        not_found_service(rt, name, out);
         return;
     }
     memset(out, 0, sizeof(*out));
@@ -278,15 +474,304 @@ static void service(const struct sr_api__router *rt, const char *name, struct sr
     out->content_type = json_ctype;
     out->body = sr_svc_body(svc, &out->len);
     out->snap = snap; /* keeps svc and its body alive until sent */
+    snprintf(out->etag, sizeof(out->etag), "\"v%llu-service\"",
+             (unsigned long long)sr_snapshot_version(snap));
 }
 
-static void list(const struct sr_api__router *rt, struct sr_api__response *out)
+/* The metrics of a known service, from `snap` (the reference is taken over). */
+static void metrics_from(const struct sr_api__router *rt, struct sr_snapshot *snap,
+                         const struct sr_svc *svc, struct sr_api__response *out)
 {
+    uint64_t version = sr_snapshot_version(snap);
+    const struct sr_svc *m = sr_snapshot_metrics(snap, sr_svc_name(svc));
+    if (m == NULL) {
+        json_t *doc = json_pack(
+            "{s:s, s:s, s:n, s:n, s:n, s:i, s:[], s:s}", "service", sr_svc_name(svc),
+            "service_id", sr_svc_id(svc), "sampled_at", "sample_time", "age_sec",
+            "containers_sampled", 0, "containers", "reason", "no metrics collected yet");
+        sr_snapshot_release(snap);
+        json_response(out, 200, doc);
+        snprintf(out->etag, sizeof(out->etag), "W/\"v%llu-metrics\"", (unsigned long long)version);
+        return;
+    }
     memset(out, 0, sizeof(*out));
     out->status = 200;
     out->content_type = json_ctype;
-    out->snap = sr_cache_acquire(rt->cache);
-    out->body = sr_snapshot_list_body(out->snap, &out->len);
+    out->snap = snap;
+    out->body = sr_svc_body(m, &out->len);
+    snprintf(out->etag, sizeof(out->etag), "W/\"v%llu-metrics\"", (unsigned long long)version);
+
+    const json_t *doc = sr_svc_doc(m);
+    /* Splice ,"age_sec":X before the final '}' instead of re-serialising a
+     * shared document: the bytes before it go out by reference. */
+    if (json_object_get(doc, "age_sec") != NULL || out->len < 2 || out->body[out->len - 1] != '}')
+        return; /* already there (or not an object body): as is */
+    const json_t *st = json_object_get(doc, "sample_time");
+    char age[32];
+    if (json_is_number(st)) {
+        double now = rt->now ? rt->now() : sr_now();
+        double a = now - json_number_value(st);
+        snprintf(age, sizeof(age), "%.1f", a > 0 ? a : 0.0);
+    } else {
+        snprintf(age, sizeof(age), "null");
+    }
+    bool empty = out->len == 2; /* "{}" */
+    out->len--;
+    int n = snprintf(out->tail, sizeof(out->tail), "%s\"age_sec\":%s}", empty ? "" : ",", age);
+    out->tail_len = (size_t)n;
+}
+
+static void metrics_get(const struct sr_api__router *rt, const char *name,
+                        struct sr_api__response *out)
+{
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    const struct sr_svc *svc = sr_snapshot_find(snap, name);
+    if (svc == NULL) {
+        sr_snapshot_release(snap);
+        not_found_service(rt, name, out);
+        return;
+    }
+    metrics_from(rt, snap, svc, out);
+}
+
+/* ---- GET /services filters ------------------------------------------------- */
+
+enum filter_kind { F_LABEL = 1, F_STACK, F_METRIC };
+
+struct filter {
+    enum filter_kind kind;
+    char *key;   /* owned: label key, stack, metric */
+    char *value; /* owned: label value, or NULL for presence */
+};
+
+struct filters {
+    struct filter *v;
+    size_t n, cap;
+};
+
+static void filters_free(struct filters *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->v[i].key);
+        free(f->v[i].value);
+    }
+    free(f->v);
+}
+
+/* Decodes a query component: %XX, and '+' as a space (form encoding). */
+static char *query_decode(const char *s, size_t n)
+{
+    char *tmp = sr_malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = s[i] == '+' ? ' ' : s[i];
+    char *out = sr_malloc(n + 1);
+    long len = sr_api__percent_decode(tmp, n, out);
+    free(tmp);
+    if (len < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Parses the query string q[0..n). Returns 0, or -1 for a bad escape in a
+ * known parameter (unknown parameters are never decoded). */
+static int parse_filters(const char *q, size_t n, struct filters *f)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && q[e] != '&')
+            e++;
+        const char *kv = q + i;
+        size_t kvlen = e - i;
+        i = e + 1;
+        const char *eq = memchr(kv, '=', kvlen);
+        size_t klen = eq ? (size_t)(eq - kv) : kvlen;
+        enum filter_kind kind;
+        if (klen == 5 && memcmp(kv, "label", 5) == 0)
+            kind = F_LABEL;
+        else if (klen == 5 && memcmp(kv, "stack", 5) == 0)
+            kind = F_STACK;
+        else if (klen == 6 && memcmp(kv, "metric", 6) == 0)
+            kind = F_METRIC;
+        else
+            continue; /* unknown parameter: ignored */
+        const char *val = eq ? eq + 1 : kv + kvlen;
+        size_t vlen = kvlen - (size_t)(val - kv);
+        struct filter flt = {.kind = kind};
+        if (kind == F_LABEL) {
+            /* label=KEY or label=KEY=VALUE: the first raw '=' splits, so an
+             * encoded %3D stays part of the key. */
+            const char *eq2 = memchr(val, '=', vlen);
+            size_t keylen = eq2 ? (size_t)(eq2 - val) : vlen;
+            flt.key = query_decode(val, keylen);
+            if (eq2 != NULL)
+                flt.value = query_decode(eq2 + 1, vlen - keylen - 1);
+            if (flt.key == NULL || (eq2 != NULL && flt.value == NULL)) {
+                free(flt.key);
+                free(flt.value);
+                return -1;
+            }
+        } else {
+            flt.key = query_decode(val, vlen);
+            if (flt.key == NULL)
+                return -1;
+        }
+        if (f->n == f->cap) {
+            f->cap = f->cap ? f->cap * 2 : 4;
+            f->v = sr_realloc(f->v, f->cap * sizeof(*f->v));
+        }
+        f->v[f->n++] = flt;
+    }
+    return 0;
+}
+
+static bool str_is(const json_t *v, const char *s)
+{
+    return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+}
+
+/* Read-only lookups on a shared document: no reference is taken. */
+static bool matches(const json_t *doc, const struct filters *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        const struct filter *flt = &f->v[i];
+        switch (flt->kind) {
+        case F_LABEL: {
+            const json_t *v = json_object_get(json_object_get(doc, "labels"), flt->key);
+            if (v == NULL || (flt->value != NULL && !str_is(v, flt->value)))
+                return false;
+            break;
+        }
+        case F_STACK:
+            if (!str_is(json_object_get(doc, "stack"), flt->key))
+                return false;
+            break;
+        case F_METRIC:
+            if (!str_is(json_object_get(json_object_get(doc, "autoscaler"), "metric"), flt->key))
+                return false;
+            break;
+        }
+    }
+    return true;
+}
+
+static void list(const struct sr_api__router *rt, const char *query, size_t qlen,
+                 struct sr_api__response *out)
+{
+    struct filters f = {0};
+    if (parse_filters(query, qlen, &f) != 0) {
+        filters_free(&f);
+        route_error(rt, out, 400, "bad_request", "bad percent-encoding in a filter value");
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    out->status = 200;
+    out->content_type = json_ctype;
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    uint64_t version = sr_snapshot_version(snap);
+    if (f.n == 0) {
+        out->snap = snap;
+        out->body = sr_snapshot_list_body(snap, &out->len);
+        snprintf(out->etag, sizeof(out->etag), "\"v%llu-services\"", (unsigned long long)version);
+        return;
+    }
+    /* Built per request from the entries' own bytes: same shape and
+     * encoding as the unfiltered body, no re-serialisation. */
+    size_t n = sr_snapshot_count(snap), cap = 96, count = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        sr_svc_body(sr_snapshot_at(snap, i), &len);
+        cap += len + 1;
+    }
+    char *p = sr_malloc(cap);
+    size_t len = 13;
+    memcpy(p, "{\"services\":[", 13);
+    for (size_t i = 0; i < n; i++) {
+        const struct sr_svc *svc = sr_snapshot_at(snap, i);
+        if (!matches(sr_svc_doc(svc), &f))
+            continue;
+        size_t blen;
+        const char *b = sr_svc_body(svc, &blen);
+        if (count++ > 0)
+            p[len++] = ',';
+        memcpy(p + len, b, blen);
+        len += blen;
+    }
+    len += (size_t)snprintf(p + len, cap - len, "],\"count\":%zu,\"cache_version\":%llu}", count,
+                            (unsigned long long)version);
+    sr_snapshot_release(snap);
+    filters_free(&f);
+    out->owned = p;
+    out->body = p;
+    out->len = len;
+    snprintf(out->etag, sizeof(out->etag), "\"v%llu-services-%08x\"", (unsigned long long)version,
+             fnv1a(query, qlen));
+}
+
+/* ---- parked requests ---------------------------------------------------------- */
+
+void sr_api__park_clear(struct sr_api__park *park)
+{
+    free(park->name);
+    free(park->id);
+    memset(park, 0, sizeof(*park));
+}
+
+void sr_api__park_response(const struct sr_api__router *rt, const struct sr_api__park *park,
+                           int status, struct sr_api__response *out)
+{
+    struct sr_cache_stats st;
+    if (park->kind == SR_API_PARK_METRICS) {
+        if (status != 0) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "metrics collection for service '%.300s' failed",
+                     park->name);
+            json_response(out, 503,
+                          json_pack("{s:s, s:s, s:s}", "error", "metrics_failed", "message", msg,
+                                    "service", park->name));
+            tag_built(out, cache_version(rt), "error");
+            return;
+        }
+        /* The fresh numbers are in the cache now; the service may be gone. */
+        metrics_get(rt, park->name, out);
+        return;
+    }
+    sr_cache_get_stats(rt->cache, &st);
+    if (status == 0) {
+        tagged_json(out, 200, json_pack("{s:b, s:o}", "refreshed", 1, "stats", stats_json(&st)),
+                    st.version, "refresh");
+        return;
+    }
+    json_t *msg = reason_str("service refresh failed", st.source.reason);
+    tagged_json(out, 503,
+                json_pack("{s:s, s:o, s:o}", "error", "refresh_failed", "message", msg, "stats",
+                          stats_json(&st)),
+                st.version, "error");
+}
+
+static bool start_metrics(const struct sr_api__router *rt, const char *name,
+                          struct sr_api__response *out, struct sr_api__park *park)
+{
+    if (!rt->can_collect) {
+        route_error(rt, out, 503, "metrics_unavailable",
+                    "metrics collection is not available in this process");
+        return false;
+    }
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    const struct sr_svc *svc = sr_snapshot_find(snap, name);
+    if (svc == NULL) {
+        sr_snapshot_release(snap);
+        not_found_service(rt, name, out);
+        return false;
+    }
+    memset(out, 0, sizeof(*out));
+    park->kind = SR_API_PARK_METRICS;
+    park->name = sr_strdup(name);
+    park->id = sr_strdup(sr_svc_id(svc));
+    sr_snapshot_release(snap);
+    return true;
 }
 
 /* ---- routing --------------------------------------------------------------- */
@@ -327,36 +812,57 @@ enum route {
     R_HEALTH,
     R_SERVICES,
     R_SERVICE,
+    R_METRICS,
     R_STATS,
     R_REFRESH,
     R_CLEAR,
+    R_EVENTS,
 };
+
+static const char *allowed(enum route r)
+{
+    switch (r) {
+    case R_REFRESH:
+    case R_CLEAR:
+        return allow_post;
+    case R_METRICS:
+        return allow_all;
+    default:
+        return allow_get;
+    }
+}
 
 static bool method_ok(enum route r, const char *m)
 {
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
     bool post = strcmp(m, "POST") == 0;
-    return (r == R_REFRESH || r == R_CLEAR) ? post : get;
+    const char *a = allowed(r);
+    return a == allow_all ? (get || post) : a == allow_post ? post : get;
 }
 
-enum sr_api__route_result sr_api__route(const struct sr_api__router *rt, const char *method,
-                                        const char *target, struct sr_api__response *out)
+enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
+                                        const struct sr_api__request *req,
+                                        struct sr_api__response *out, struct sr_api__park *park)
 {
-    const char *path = target;
+    const char *method = req->method;
+    const char *path = req->target;
+    memset(park, 0, sizeof(*park));
     /* absolute-form (RFC 9112 §3.2.2): servers must accept it. */
     if (strncasecmp(path, "http://", 7) == 0 || strncasecmp(path, "https://", 8) == 0) {
         path = strstr(path, "//") + 2;
         path += strcspn(path, "/?");
         if (*path != '/') {
-            sr_api__error_response(out, 400, "bad_request", "request target has no path");
+            route_error(rt, out, 400, "bad_request", "request target has no path");
             return SR_API_ROUTE_DONE;
         }
     }
     if (*path != '/') {
-        sr_api__error_response(out, 400, "bad_request", "request target must start with '/'");
+        route_error(rt, out, 400, "bad_request", "request target must start with '/'");
         return SR_API_ROUTE_DONE;
     }
     size_t plen = strcspn(path, "?#");
+    const char *query = path[plen] == '?' ? path + plen + 1 : path + plen;
+    size_t qlen = strcspn(query, "#");
 
     enum route r = R_NONE;
     const char *name = NULL;
@@ -372,11 +878,19 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt, const c
         r = R_REFRESH;
     else if (IS("/cache/clear"))
         r = R_CLEAR;
-    else if (plen > 10 && memcmp(path, "/services/", 10) == 0 &&
-             !memchr(path + 10, '/', plen - 10)) {
-        r = R_SERVICE;
+    else if (IS("/events"))
+        r = R_EVENTS;
+    else if (plen > 10 && memcmp(path, "/services/", 10) == 0) {
         name = path + 10;
-        name_len = plen - 10;
+        const char *slash = memchr(name, '/', plen - 10);
+        if (slash == NULL) {
+            r = R_SERVICE;
+            name_len = plen - 10;
+        } else if (slash > name && (size_t)(path + plen - slash) == 8 &&
+                   memcmp(slash, "/metrics", 8) == 0) {
+            r = R_METRICS;
+            name_len = (size_t)(slash - name);
+        }
     }
 #undef IS
 
@@ -384,50 +898,70 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt, const c
         char msg[96];
         snprintf(msg, sizeof(msg), "no route for %.*s%s", (int)(plen > 64 ? 64 : plen), path,
                  plen > 64 ? "..." : "");
-        sr_api__error_response(out, 404, "not_found", msg);
+        route_error(rt, out, 404, "not_found", msg);
         return SR_API_ROUTE_DONE;
     }
     if (!method_ok(r, method)) {
         char msg[128];
-        const char *allow = (r == R_REFRESH || r == R_CLEAR) ? allow_post : allow_get;
+        const char *allow = allowed(r);
         snprintf(msg, sizeof(msg), "method %.16s is not allowed here (allowed: %s)", method, allow);
-        sr_api__error_response(out, 405, "method_not_allowed", msg);
+        route_error(rt, out, 405, "method_not_allowed", msg);
         out->allow = allow;
         return SR_API_ROUTE_DONE;
     }
 
+    bool get = strcmp(method, "POST") != 0;
+    enum sr_api__route_result res = SR_API_ROUTE_DONE;
+    char *decoded = NULL;
+    if (name != NULL) {
+        decoded = sr_malloc(name_len + 1);
+        if (sr_api__percent_decode(name, name_len, decoded) < 0) {
+            free(decoded);
+            route_error(rt, out, 400, "bad_request", "bad percent-encoding in service name");
+            return SR_API_ROUTE_DONE;
+        }
+    }
     switch (r) {
     case R_HEALTH:
         health(rt, out);
         break;
     case R_SERVICES:
-        list(rt, out);
+        list(rt, query, qlen, out);
         break;
-    case R_SERVICE: {
-        char *decoded = sr_malloc(name_len + 1);
-        if (sr_api__percent_decode(name, name_len, decoded) < 0)
-            sr_api__error_response(out, 400, "bad_request", "bad percent-encoding in service name");
-        else
-            service(rt, decoded, out);
-        free(decoded);
+    case R_SERVICE:
+        service(rt, decoded, out);
         break;
-    }
+    case R_METRICS:
+        if (get)
+            metrics_get(rt, decoded, out);
+        else if (start_metrics(rt, decoded, out, park))
+            res = SR_API_ROUTE_PARK;
+        break;
     case R_STATS:
-        json_response(out, 200, current_stats(rt));
+        stats(rt, out);
+        break;
+    case R_EVENTS:
+        events(rt, out);
         break;
     case R_CLEAR:
         clear(rt, out);
         break;
     case R_REFRESH:
         if (!rt->can_refresh) {
-            sr_api__error_response(out, 503, "refresh_unavailable",
-                                   "refresh is not available in this process");
+            route_error(rt, out, 503, "refresh_unavailable",
+                        "refresh is not available in this process");
             break;
         }
         memset(out, 0, sizeof(*out));
-        return SR_API_ROUTE_REFRESH;
+        park->kind = SR_API_PARK_REFRESH;
+        res = SR_API_ROUTE_PARK;
+        break;
     case R_NONE:
         break;
     }
-    return SR_API_ROUTE_DONE;
+    free(decoded);
+    if (res == SR_API_ROUTE_DONE && get && out->status == 200 &&
+        sr_api__etag_match(req->if_none_match, out->etag))
+        not_modified(out);
+    return res;
 }

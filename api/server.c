@@ -1,17 +1,34 @@
-/* server: the listening socket, the API thread and its event base, protocol
- * detection, connection lifetime and the graceful stop.
+/* server: the listening socket, the worker threads and their event bases,
+ * accept and hand-off, protocol detection, connection lifetime and timers,
+ * and the graceful stop.
  *
  * DESIGN
  * - sr_api_new binds and listens on the main thread, so a bad HOST/PORT is
- *   reported before anything starts; the base is created there too, and
- *   from sr_api_start on only the API thread touches it. The main thread
- *   talks to it through two events only: stop_ev (sr_api_stop) and the
- *   refresh mailbox (refresh.c), both raised with event_active, which is
- *   why evthread_use_pthreads() must run before sr_api_new.
+ *   reported before anything starts; every worker's base is created there
+ *   too, and from sr_api_start on only the worker's own thread touches it.
+ *   Other threads reach a worker through events raised with event_active
+ *   (stop_ev, inbox_ev, the parked-request mailbox), which is why
+ *   evthread_use_pthreads() must run before sr_api_new.
+ * - Worker 0 owns the listener. It accepts and hands sockets round-robin to
+ *   the workers (a mutex-protected inbox plus event_active), which balances
+ *   even a handful of long-lived connections evenly, unlike SO_REUSEPORT's
+ *   hash; the cost is one wakeup per connection, not per request.
+ * - max_connections counts across workers (an atomic). Above it a client is
+ *   still accepted, but only to be told: HTTP/1.1 gets 503 with Connection:
+ *   close, h2 a GOAWAY naming stream 0 (nothing processed, safe to retry);
+ *   at most REFUSING_MAX such answers are in flight, beyond that the socket
+ *   is closed at once.
  * - Each connection is a bufferevent. Until a protocol is known, reads
  *   only compare the input with the HTTP/2 preface (RFC 9113 §3.4): 24
  *   matching bytes mean h2c with prior knowledge, the first differing byte
  *   means HTTP/1.1. The protocol then gets every byte already read.
+ * - One timer per connection, set by the protocol after each callback:
+ *   HEAD (a request head must complete header_timeout_sec after it began;
+ *   a new connection starts there), IDLE (nothing in progress for
+ *   idle_timeout_sec) or NONE (busy). A client that stops reading is caught
+ *   by the bufferevent's write timeout (idle_timeout_sec without progress);
+ *   meanwhile the protocols stop reading its requests above
+ *   SR_API_OUTPUT_HIGH, so its memory stays bounded.
  * - Protocols never free their connection: they return what should happen
  *   (sr_api__conn_next) and the top-level callback here does it, so nothing
  *   up the stack (nghttp2, the parser loop) is left with a freed object.
@@ -19,10 +36,11 @@
  *   side, discard input until EOF or 2 s. Closing with unread input would
  *   make the kernel send RST, which can destroy the response in flight
  *   (e.g. a 413 sent while the body is still arriving).
- * - Stop: close the listener, tell each protocol (HTTP/2: GOAWAY; HTTP/1.1:
- *   Connection: close after the current response; idle: closed at once),
- *   wait until the last connection is gone or grace_ms passed, then
- *   force-close the rest and leave the loop. */
+ * - Stop: each worker closes (worker 0: the listener), tells each protocol
+ *   (HTTP/2: GOAWAY; HTTP/1.1: Connection: close after the current
+ *   response; idle: closed at once), waits until its last connection is
+ *   gone or grace_ms passed, then force-closes the rest and leaves its
+ *   loop. */
 #include "api/api_internal.h"
 
 #include <arpa/inet.h>
@@ -38,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,28 +66,35 @@
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN (sizeof(preface) - 1)
+#define REFUSING_MAX 64
 
-static const struct timeval idle_timeout = {60, 0};
 static const struct timeval linger_timeout = {2, 0};
 
 /* ---- connections ---------------------------------------------------------- */
 
 static void conn_free(struct sr_api__conn *c)
 {
+    struct sr_api__worker *w = c->w;
     struct sr_api *api = c->api;
     if (c->proto != NULL)
         c->proto->free(c);
+    if (c->timer != NULL)
+        event_free(c->timer);
     bufferevent_free(c->bev);
     if (c->prev)
         c->prev->next = c->next;
     else
-        api->conns = c->next;
+        w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    api->nconns--;
+    w->nconns--;
+    if (c->refused)
+        atomic_fetch_sub(&api->nrefusing, 1);
+    else
+        atomic_fetch_sub(&api->nconns, 1);
     free(c);
-    if (api->stopping && api->conns == NULL)
-        event_base_loopbreak(api->base);
+    if (w->stopping && w->conns == NULL)
+        event_base_loopbreak(w->base);
 }
 
 static void linger(struct sr_api__conn *c)
@@ -83,6 +109,21 @@ static void linger(struct sr_api__conn *c)
     bufferevent_enable(c->bev, EV_READ);
 }
 
+void sr_api__conn_timer(struct sr_api__conn *c, enum sr_api__timer kind)
+{
+    if (kind == c->timer_kind)
+        return;
+    c->timer_kind = kind;
+    if (kind == SR_API_TIMER_NONE) {
+        event_del(c->timer);
+        return;
+    }
+    const struct sr_api__limits *lim = &c->api->lim;
+    struct timeval tv = {
+        kind == SR_API_TIMER_HEAD ? lim->header_timeout_sec : lim->idle_timeout_sec, 0};
+    event_add(c->timer, &tv);
+}
+
 void sr_api__conn_next(struct sr_api__conn *c, int next)
 {
     if (next == SR_API_CONN_CLOSE) {
@@ -92,6 +133,8 @@ void sr_api__conn_next(struct sr_api__conn *c, int next)
     if (next != SR_API_CONN_FLUSH_CLOSE || c->draining)
         return;
     c->draining = true;
+    /* The write timeout bounds the flush from now on. */
+    sr_api__conn_timer(c, SR_API_TIMER_NONE);
     /* Keep reading so input is discarded rather than answered with RST. */
     if (!c->peer_eof)
         bufferevent_enable(c->bev, EV_READ);
@@ -100,7 +143,50 @@ void sr_api__conn_next(struct sr_api__conn *c, int next)
         linger(c);
 }
 
-/* Returns 1 when the protocol is known (c->proto set), 0 to wait, -1 on error. */
+/* Over max_connections: a short, protocol-correct refusal. */
+static void refuse(struct sr_api__conn *c, bool h2)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (h2) {
+        /* Server preface (empty SETTINGS), then GOAWAY: last stream 0,
+         * REFUSED_STREAM, debug data naming the cause (RFC 9113 §6.8). */
+        static const char debug[] = "too many connections";
+        unsigned char f[9 + 9 + 8 + sizeof(debug) - 1] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+        size_t len = 8 + sizeof(debug) - 1;
+        unsigned char *g = f + 9;
+        g[0] = 0;
+        g[1] = (unsigned char)(len >> 8);
+        g[2] = (unsigned char)len;
+        g[3] = 7; /* GOAWAY; flags 0, stream 0, last-stream-id 0 */
+        g[9 + 7] = 7; /* REFUSED_STREAM */
+        memcpy(g + 17, debug, sizeof(debug) - 1);
+        evbuffer_add(out, f, sizeof(f));
+    } else {
+        char body[160], head[512];
+        int blen = snprintf(body, sizeof(body),
+                            "{\"error\":\"too_many_connections\",\"message\":"
+                            "\"connection limit (%u) reached; retry later\"}",
+                            c->api->lim.max_connections);
+        int hlen = snprintf(head, sizeof(head),
+                            "HTTP/1.1 503 Service Unavailable\r\n"
+                            "Content-Type: application/json\r\n"
+                            "Content-Length: %d\r\n"
+                            "Date: %s\r\n"
+                            "Server: " SR_API_SERVER_HEADER "\r\n"
+                            "Cache-Control: no-cache\r\n"
+                            "Retry-After: 1\r\n"
+                            "Connection: close\r\n\r\n",
+                            blen, sr_api__date(c->w));
+        evbuffer_add(out, head, (size_t)hlen);
+        evbuffer_add(out, body, (size_t)blen);
+    }
+    sr_log(SR_LOG_DEBUG, "api", "%s: refused (%s): connection limit %u reached", c->peer,
+           h2 ? "h2" : "HTTP/1.1", c->api->lim.max_connections);
+    sr_api__conn_next(c, SR_API_CONN_FLUSH_CLOSE);
+}
+
+/* Returns 1 when the protocol is known (c->proto set), 0 to wait, -1 when c
+ * is gone or going (freed, or refused and draining). */
 static int detect(struct sr_api__conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -111,9 +197,15 @@ static int detect(struct sr_api__conn *c)
     bool h2 = n == PREFACE_LEN && memcmp(p, preface, n) == 0;
     if (!h2 && memcmp(p, preface, n) == 0)
         return 0;
-    int rc = h2 ? sr_api__http2_attach(c) : sr_api__http1_attach(c);
-    if (rc != 0)
+    if (c->refused) {
+        refuse(c, h2);
         return -1;
+    }
+    int rc = h2 ? sr_api__http2_attach(c) : sr_api__http1_attach(c);
+    if (rc != 0) {
+        conn_free(c);
+        return -1;
+    }
     c->proto = h2 ? &sr_api__http2 : &sr_api__http1;
     sr_log(SR_LOG_DEBUG, "api", "%s: %s", c->peer, c->proto->name);
     return 1;
@@ -126,13 +218,8 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
         return;
     }
-    if (c->proto == NULL) {
-        int rc = detect(c);
-        if (rc < 0)
-            conn_free(c);
-        if (rc <= 0)
-            return;
-    }
+    if (c->proto == NULL && detect(c) <= 0)
+        return;
     sr_api__conn_next(c, c->proto->on_read(c));
 }
 
@@ -168,55 +255,147 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
     }
-    if ((what & BEV_EVENT_ERROR) && !c->lingering)
+    if ((what & BEV_EVENT_TIMEOUT) && !c->lingering)
+        sr_log(SR_LOG_DEBUG, "api", "%s: output stalled for %u s: closing", c->peer,
+               c->api->lim.idle_timeout_sec);
+    else if ((what & BEV_EVENT_ERROR) && !c->lingering)
         sr_log(SR_LOG_DEBUG, "api", "%s: connection error: %s", c->peer,
                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     conn_free(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sr_api__conn *c = arg;
+    enum sr_api__timer kind = c->timer_kind;
+    c->timer_kind = SR_API_TIMER_NONE;
+    if (c->proto == NULL || c->draining) {
+        /* Not even a protocol yet (or a refusal not flushed): just go. */
+        sr_log(SR_LOG_DEBUG, "api", "%s: nothing usable within %u s: closing", c->peer,
+               c->api->lim.header_timeout_sec);
+        conn_free(c);
+        return;
+    }
+    sr_api__conn_next(c, c->proto->on_timeout(c, kind));
+}
+
+/* Makes fd a connection of worker w (on w's thread). */
+static void conn_attach(struct sr_api__worker *w, evutil_socket_t fd, bool refused)
+{
+    struct sr_api *api = w->api;
+    int one = 1;
+    /* Responses are small and written whole: don't let Nagle hold them. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    struct sr_api__conn *c = sr_calloc(1, sizeof(*c));
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev != NULL)
+        c->timer = event_new(w->base, -1, 0, on_timer, c);
+    if (c->bev == NULL || c->timer == NULL) {
+        if (c->bev != NULL)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        free(c);
+        atomic_fetch_sub(refused ? &api->nrefusing : &api->nconns, 1);
+        return;
+    }
+    struct bufferevent *bev = c->bev;
+    c->api = api;
+    c->w = w;
+    c->refused = refused;
+
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+            port = ntohs(in->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+            port = ntohs(in6->sin6_port);
+        }
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
+
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+
+    /* Reading pauses when this much input waits unparsed (a parked or
+     * backpressured connection), bounding memory per client. */
+    bufferevent_setwatermark(bev, EV_READ, 0, SR_API_OUTPUT_HIGH);
+    struct timeval idle = {api->lim.idle_timeout_sec, 0};
+    bufferevent_set_timeouts(bev, NULL, &idle);
+    bufferevent_setcb(bev, on_conn_read, on_conn_write, on_conn_event, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* The first request head is due within header_timeout_sec. */
+    sr_api__conn_timer(c, SR_API_TIMER_HEAD);
+}
+
+/* Worker w's thread: take the sockets worker 0 handed over. */
+static void on_inbox(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sr_api__worker *w = arg;
+    pthread_mutex_lock(&w->inbox_mu);
+    int *fds = w->inbox;
+    size_t n = w->inbox_n;
+    w->inbox = NULL;
+    w->inbox_n = w->inbox_cap = 0;
+    pthread_mutex_unlock(&w->inbox_mu);
+    for (size_t i = 0; i < n; i++) {
+        if (w->stopping) {
+            close(fds[i]);
+            atomic_fetch_sub(&w->api->nconns, 1);
+        } else {
+            conn_attach(w, fds[i], false);
+        }
+    }
+    free(fds);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
     (void)l;
+    (void)sa;
     (void)salen;
     struct sr_api *api = arg;
-    int one = 1;
-    /* Responses are small and written whole: don't let Nagle hold them. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-    struct bufferevent *bev = bufferevent_socket_new(api->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        evutil_closesocket(fd);
+    bool refused = false;
+    if (atomic_fetch_add(&api->nconns, 1) >= api->lim.max_connections) {
+        atomic_fetch_sub(&api->nconns, 1);
+        if (atomic_fetch_add(&api->nrefusing, 1) >= REFUSING_MAX) {
+            atomic_fetch_sub(&api->nrefusing, 1);
+            evutil_closesocket(fd);
+            return;
+        }
+        refused = true;
+    }
+    struct sr_api__worker *w = &api->workers[0];
+    if (!refused && api->nworkers > 1)
+        w = &api->workers[api->next_worker++ % api->nworkers];
+    if (w->index == 0) {
+        conn_attach(w, fd, refused);
         return;
     }
-    struct sr_api__conn *c = sr_calloc(1, sizeof(*c));
-    c->api = api;
-    c->bev = bev;
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
+    pthread_mutex_lock(&w->inbox_mu);
+    if (w->inbox_n == w->inbox_cap) {
+        w->inbox_cap = w->inbox_cap ? w->inbox_cap * 2 : 16;
+        w->inbox = sr_realloc(w->inbox, w->inbox_cap * sizeof(*w->inbox));
     }
-    snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
-
-    c->next = api->conns;
-    if (api->conns)
-        api->conns->prev = c;
-    api->conns = c;
-    api->nconns++;
-
-    /* Reading pauses when this much input waits unparsed (a parked or
-     * backpressured connection), bounding memory per client. */
-    bufferevent_setwatermark(bev, EV_READ, 0, SR_API_OUTPUT_HIGH);
-    bufferevent_set_timeouts(bev, &idle_timeout, &idle_timeout);
-    bufferevent_setcb(bev, on_conn_read, on_conn_write, on_conn_event, c);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    w->inbox[w->inbox_n++] = fd;
+    event_active(w->inbox_ev, EV_READ, 0);
+    pthread_mutex_unlock(&w->inbox_mu);
 }
 
 static void on_retry_accept(evutil_socket_t fd, short what, void *arg)
@@ -246,27 +425,29 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct sr_api *api = arg;
-    if (api->conns != NULL)
-        sr_log(SR_LOG_INFO, "api", "grace period over: closing %zu connection(s)", api->nconns);
-    while (api->conns != NULL)
-        conn_free(api->conns);
-    event_base_loopbreak(api->base);
+    struct sr_api__worker *w = arg;
+    if (w->conns != NULL)
+        sr_log(SR_LOG_INFO, "api", "grace period over: closing %zu connection(s)", w->nconns);
+    while (w->conns != NULL)
+        conn_free(w->conns);
+    event_base_loopbreak(w->base);
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct sr_api *api = arg;
-    if (api->stopping)
+    struct sr_api__worker *w = arg;
+    struct sr_api *api = w->api;
+    if (w->stopping)
         return;
-    api->stopping = true;
-    evconnlistener_free(api->listener);
-    api->listener = NULL;
-    event_del(api->retry_accept_ev);
-
-    for (struct sr_api__conn *c = api->conns, *next; c != NULL; c = next) {
+    w->stopping = true;
+    if (w->index == 0) {
+        evconnlistener_free(api->listener);
+        api->listener = NULL;
+        event_del(api->retry_accept_ev);
+    }
+    for (struct sr_api__conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->draining)
             continue;
@@ -275,36 +456,36 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
         else
             sr_api__conn_next(c, c->proto->on_shutdown(c));
     }
-    if (api->conns == NULL) {
-        event_base_loopbreak(api->base);
+    if (w->conns == NULL) {
+        event_base_loopbreak(w->base);
         return;
     }
     struct timeval tv = {api->grace_ms / 1000, (api->grace_ms % 1000) * 1000};
-    event_add(api->grace_ev, &tv);
+    event_add(w->grace_ev, &tv);
 }
 
 static void *run(void *arg)
 {
-    struct sr_api *api = arg;
+    struct sr_api__worker *w = arg;
     /* Signals belong to main (STYLE §6); SIGPIPE from a write to a closed
      * socket then stays pending on this thread instead of killing us. */
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    event_base_loop(api->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
 
 /* ---- public ---------------------------------------------------------------- */
 
-const char *sr_api__date(struct sr_api *api)
+const char *sr_api__date(struct sr_api__worker *w)
 {
     time_t now = time(NULL);
-    if (now != api->date_sec) {
-        api->date_sec = now;
-        sr_api__http_date(now, api->date, sizeof(api->date));
+    if (now != w->date_sec) {
+        w->date_sec = now;
+        sr_api__http_date(now, w->date, sizeof(w->date));
     }
-    return api->date;
+    return w->date;
 }
 
 /* Binds and listens; returns the fd or -1 with err set. */
@@ -361,11 +542,66 @@ static evutil_socket_t listen_on(const char *host, unsigned port, char *where, s
     return fd;
 }
 
+static unsigned or_default(unsigned v, unsigned def)
+{
+    return v ? v : def;
+}
+
+static void resolve_limits(const struct sr_api_opts *o, struct sr_api__limits *lim)
+{
+    lim->threads = or_default(o->threads, SR_API_DEFAULT_THREADS);
+    if (lim->threads > 64)
+        lim->threads = 64;
+    lim->max_connections = or_default(o->max_connections, SR_API_DEFAULT_MAX_CONNECTIONS);
+    lim->max_concurrent_streams =
+        or_default(o->max_concurrent_streams, SR_API_DEFAULT_MAX_CONCURRENT_STREAMS);
+    lim->idle_timeout_sec = or_default(o->idle_timeout_sec, SR_API_DEFAULT_IDLE_TIMEOUT_SEC);
+    lim->header_timeout_sec = or_default(o->header_timeout_sec, SR_API_DEFAULT_HEADER_TIMEOUT_SEC);
+    lim->max_header_bytes = or_default(o->max_header_bytes, SR_API_DEFAULT_MAX_HEADER_BYTES);
+    lim->max_request_line = or_default(o->max_request_line, SR_API_DEFAULT_MAX_REQUEST_LINE);
+
+    /* Each connection is one fd: stay under the process's limit, with room
+     * for Docker, the broker, logs and the refusals. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur > 2 * REFUSING_MAX && lim->max_connections > rl.rlim_cur - 2 * REFUSING_MAX) {
+        unsigned fit = (unsigned)(rl.rlim_cur - 2 * REFUSING_MAX);
+        sr_log(SR_LOG_WARNING, "api",
+               "max connections %u lowered to %u: the open-file limit (ulimit -n) is %llu",
+               lim->max_connections, fit, (unsigned long long)rl.rlim_cur);
+        lim->max_connections = fit;
+    }
+}
+
+static int worker_init(struct sr_api *api, struct sr_api__worker *w, unsigned index, char *err,
+                       size_t errlen)
+{
+    w->api = api;
+    w->index = index;
+    pthread_mutex_init(&w->inbox_mu, NULL);
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        snprintf(err, errlen, "cannot create the API event base");
+        return -1;
+    }
+    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->grace_ev = evtimer_new(w->base, on_grace, w);
+    w->inbox_ev = event_new(w->base, -1, 0, on_inbox, w);
+    w->mb = sr_api__mailbox_new(w->base);
+    if (!w->stop_ev || !w->grace_ev || !w->inbox_ev || !w->mb) {
+        snprintf(err, errlen, "cannot create API events");
+        return -1;
+    }
+    return 0;
+}
+
 struct sr_api *sr_api_new(const struct sr_api_opts *opts, const struct sr_api_hooks *hooks,
                           struct sr_cache *cache, char *err, size_t errlen)
 {
     struct sr_api *api = sr_calloc(1, sizeof(*api));
     evutil_socket_t fd = -1;
+    atomic_init(&api->nconns, 0);
+    atomic_init(&api->nrefusing, 0);
     api->router.cache = cache;
     api->router.refresh_interval_sec = opts->refresh_interval_sec;
     api->router.started_mono = sr_mono();
@@ -373,28 +609,31 @@ struct sr_api *sr_api_new(const struct sr_api_opts *opts, const struct sr_api_ho
     if (hooks != NULL)
         api->hooks = *hooks;
     api->router.can_refresh = api->hooks.resync != NULL;
+    api->router.can_collect = api->hooks.collect_metrics != NULL;
+    api->router.publisher_status = api->hooks.publisher_status;
+    api->router.pub_ctx = api->hooks.pub_ctx;
+    resolve_limits(opts, &api->lim);
 
     fd = listen_on(opts->host ? opts->host : "0.0.0.0", opts->port, api->where, sizeof(api->where),
                    &api->port, err, errlen);
     if (fd < 0)
         goto fail;
-    api->base = event_base_new();
-    if (api->base == NULL) {
-        snprintf(err, errlen, "cannot create the API event base");
-        goto fail;
+    api->workers = sr_calloc(api->lim.threads, sizeof(*api->workers));
+    for (unsigned i = 0; i < api->lim.threads; i++) {
+        api->nworkers = i + 1; /* so sr_api_free cleans up what was made */
+        if (worker_init(api, &api->workers[i], i, err, errlen) != 0)
+            goto fail;
     }
-    api->listener = evconnlistener_new(api->base, on_accept, api, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    struct event_base *base0 = api->workers[0].base;
+    api->listener = evconnlistener_new(base0, on_accept, api, LEV_OPT_CLOSE_ON_FREE, -1, fd);
     if (api->listener == NULL) {
         snprintf(err, errlen, "cannot listen on %s: evconnlistener failed", api->where);
         goto fail;
     }
     fd = -1; /* the listener owns it now */
     evconnlistener_set_error_cb(api->listener, on_accept_error);
-    api->stop_ev = event_new(api->base, -1, 0, on_stop, api);
-    api->grace_ev = evtimer_new(api->base, on_grace, api);
-    api->retry_accept_ev = evtimer_new(api->base, on_retry_accept, api);
-    api->mb = sr_api__mailbox_new(api->base);
-    if (!api->stop_ev || !api->grace_ev || !api->retry_accept_ev || !api->mb) {
+    api->retry_accept_ev = evtimer_new(base0, on_retry_accept, api);
+    if (api->retry_accept_ev == NULL) {
         snprintf(err, errlen, "cannot create API events");
         goto fail;
     }
@@ -407,6 +646,11 @@ fail:
     return NULL;
 }
 
+json_t *sr_api_health(struct sr_api *api, int *http_status)
+{
+    return sr_api__health_json(&api->router, http_status);
+}
+
 unsigned sr_api_port(const struct sr_api *api)
 {
     return api->port;
@@ -416,10 +660,18 @@ int sr_api_start(struct sr_api *api)
 {
     if (api->started || api->stopped)
         return -1;
-    if (pthread_create(&api->thread, NULL, run, api) != 0)
-        return -1;
-    api->started = true;
-    sr_log(SR_LOG_INFO, "api", "listening on %s (HTTP/1.1 and h2c)", api->where);
+    api->started = true; /* sr_api_stop joins whatever did start */
+    for (unsigned i = 0; i < api->nworkers; i++) {
+        struct sr_api__worker *w = &api->workers[i];
+        if (pthread_create(&w->thread, NULL, run, w) != 0)
+            return -1;
+        w->thread_started = true;
+    }
+    sr_log(SR_LOG_INFO, "api",
+           "listening on %s (HTTP/1.1 and h2c; %u thread(s), max %u connections, %u streams "
+           "each, idle %u s, header %u s)",
+           api->where, api->nworkers, api->lim.max_connections, api->lim.max_concurrent_streams,
+           api->lim.idle_timeout_sec, api->lim.header_timeout_sec);
     return 0;
 }
 
@@ -431,10 +683,14 @@ void sr_api_stop(struct sr_api *api, unsigned grace_ms)
     if (!api->started)
         return;
     /* event_active takes the base lock, which publishes grace_ms to the
-     * API thread. */
+     * worker threads. */
     api->grace_ms = grace_ms;
-    event_active(api->stop_ev, EV_READ, 0);
-    pthread_join(api->thread, NULL);
+    for (unsigned i = 0; i < api->nworkers; i++)
+        if (api->workers[i].thread_started)
+            event_active(api->workers[i].stop_ev, EV_READ, 0);
+    for (unsigned i = 0; i < api->nworkers; i++)
+        if (api->workers[i].thread_started)
+            pthread_join(api->workers[i].thread, NULL);
     sr_log(SR_LOG_INFO, "api", "stopped");
 }
 
@@ -443,19 +699,29 @@ void sr_api_free(struct sr_api *api)
     if (api == NULL)
         return;
     sr_api_stop(api, 0);
-    /* The thread is gone (or never ran): what is left is freed from here. */
-    while (api->conns != NULL)
-        conn_free(api->conns);
+    /* The threads are gone (or never ran): what is left is freed from here. */
     if (api->listener != NULL)
         evconnlistener_free(api->listener);
-    sr_api__mailbox_close(api->mb);
-    if (api->stop_ev)
-        event_free(api->stop_ev);
-    if (api->grace_ev)
-        event_free(api->grace_ev);
     if (api->retry_accept_ev)
         event_free(api->retry_accept_ev);
-    if (api->base)
-        event_base_free(api->base);
+    for (unsigned i = 0; i < api->nworkers; i++) {
+        struct sr_api__worker *w = &api->workers[i];
+        while (w->conns != NULL)
+            conn_free(w->conns);
+        for (size_t k = 0; k < w->inbox_n; k++)
+            close(w->inbox[k]);
+        free(w->inbox);
+        sr_api__mailbox_close(w->mb);
+        if (w->stop_ev)
+            event_free(w->stop_ev);
+        if (w->grace_ev)
+            event_free(w->grace_ev);
+        if (w->inbox_ev)
+            event_free(w->inbox_ev);
+        if (w->base)
+            event_base_free(w->base);
+        pthread_mutex_destroy(&w->inbox_mu);
+    }
+    free(api->workers);
     free(api);
 }

@@ -349,6 +349,101 @@ static void test_format(void)
            "IMF-fixdate (RFC 9110 §5.6.7 example)");
 }
 
+static void test_format_conditional(void)
+{
+    char buf[768];
+    struct sr_api__response r = {.status = 200, .content_type = "application/json",
+                                 .body = "{\"a\":1", .len = 6, .tail = "}", .tail_len = 1};
+    snprintf(r.etag, sizeof(r.etag), "\"v7-services\"");
+    size_t n = sr_api__h1_format_head(buf, sizeof(buf), &r, true, 1, "x");
+    ok(n > 0 && strstr(buf, "ETag: \"v7-services\"\r\n") != NULL, "ETag header");
+    ok(strstr(buf, "Content-Length: 7\r\n") != NULL, "Content-Length counts body + tail");
+    ok(strstr(buf, "Cache-Control: no-cache\r\n") != NULL, "Cache-Control: no-cache");
+    ok(strstr(buf, "Server: swarm-registry/") != NULL, "Server with the version");
+
+    struct sr_api__response nm = {.status = 304};
+    snprintf(nm.etag, sizeof(nm.etag), "W/\"v7-metrics\"");
+    n = sr_api__h1_format_head(buf, sizeof(buf), &nm, true, 1, "Sun, 06 Nov 1994 08:49:37 GMT");
+    ok(n > 0 && strncmp(buf, "HTTP/1.1 304 Not Modified\r\n", 27) == 0, "304 status line");
+    ok(strstr(buf, "Content-Length") == NULL && strstr(buf, "Content-Type") == NULL,
+       "304: no Content-Length, no Content-Type");
+    ok(strstr(buf, "ETag: W/\"v7-metrics\"\r\n") != NULL, "304: ETag kept");
+    ok(strstr(buf, "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n") != NULL, "304: Date");
+
+    struct sr_api__response none = {.status = 400, .content_type = "application/json"};
+    n = sr_api__h1_format_head(buf, sizeof(buf), &none, false, 1, "x");
+    ok(n > 0 && strstr(buf, "ETag") == NULL, "no ETag when there is none");
+}
+
+static void test_configured_limits(void)
+{
+    struct sr_api__h1_parser p;
+    size_t used;
+    sr_api__h1_init_limits(&p, 32, 64);
+    const char *ok_req = "GET /0123456789 HTTP/1.1\r\nHost: h\r\n\r\n";
+    is_int(sr_api__h1_parse(&p, ok_req, strlen(ok_req), &used), SR_API_H1_REQUEST,
+           "configured limits: a small request passes");
+    sr_api__h1_free(&p);
+
+    sr_api__h1_init_limits(&p, 32, 64);
+    const char *long_line = "GET /0123456789012345678901234567890 HTTP/1.1\r\nHost: h\r\n\r\n";
+    is_int(sr_api__h1_parse(&p, long_line, strlen(long_line), &used), -414,
+           "configured request line limit: 414");
+    sr_api__h1_free(&p);
+
+    sr_api__h1_init_limits(&p, 32, 64);
+    const char *big_head = "GET / HTTP/1.1\r\nHost: h\r\nX-A: 0123456789012345678901234567890123"
+                           "456789\r\nX-B: 0123456789\r\n\r\n";
+    is_int(sr_api__h1_parse(&p, big_head, strlen(big_head), &used), -431,
+           "configured header section limit: 431");
+    sr_api__h1_free(&p);
+
+    /* Fed a byte at a time, the cap is hit before the head completes. */
+    sr_api__h1_init_limits(&p, 32, 64);
+    int rc = SR_API_H1_AGAIN;
+    size_t fed = 0;
+    const char *endless = "GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for (; endless[fed] && rc == SR_API_H1_AGAIN; fed++)
+        rc = sr_api__h1_parse(&p, endless + fed, 1, &used);
+    is_int(rc, -431, "an endless header line is refused at the cap");
+    ok(fed < strlen(endless), "... before it is all buffered");
+    sr_api__h1_free(&p);
+}
+
+static void test_upgrade_helpers(void)
+{
+    unsigned char out[64];
+    /* "AAMAAABkAAQAoAAAAAIAAAAA": curl's HTTP2-Settings (3:100, 4:10485760, 2:0). */
+    long n = sr_api__base64url_decode("AAMAAABkAAQAoAAAAAIAAAAA", 24, out);
+    is_int(n, 18, "base64url: 24 chars -> 18 bytes");
+    ok(n == 18 && out[1] == 3 && out[5] == 100 && out[7] == 4 && out[13] == 2,
+       "base64url: SETTINGS entries decoded");
+    is_int(sr_api__base64url_decode("", 0, out), 0, "base64url: empty is an empty SETTINGS");
+    is_int(sr_api__base64url_decode("AAM", 3, out), 2, "base64url: no padding needed");
+    is_int(sr_api__base64url_decode("AAM=", 4, out), 2, "base64url: padding accepted");
+    is_int(sr_api__base64url_decode("-_8", 3, out), 2, "base64url: - and _");
+    ok(out[0] == 0xfb && out[1] == 0xff, "base64url: - is 62, _ is 63");
+    is_int(sr_api__base64url_decode("AA+A", 4, out), -1, "base64url: + is not base64url");
+    is_int(sr_api__base64url_decode("A", 1, out), -1, "base64url: a lone char is garbage");
+
+    ok(sr_api__has_token("Upgrade, HTTP2-Settings", "http2-settings"), "token: case-insensitive");
+    ok(sr_api__has_token("keep-alive,upgrade", "upgrade"), "token: no spaces");
+    ok(!sr_api__has_token("upgraded", "upgrade"), "token: whole tokens only");
+
+    struct seen r;
+    const char *req = "GET / HTTP/1.1\r\nHost: h\r\nHTTP2-Settings: a\r\nhttp2-settings: b\r\n"
+                      "Content-Length: 3\r\n\r\nabc";
+    struct sr_api__h1_parser p;
+    size_t used;
+    sr_api__h1_init(&p);
+    is_int(sr_api__h1_parse(&p, req, strlen(req), &used), SR_API_H1_REQUEST, "parsed");
+    is_int(sr_api__h1_header_count(&p.req, "HTTP2-Settings"), 2, "header_count: both fields");
+    ok(p.req.has_body, "has_body with Content-Length 3");
+    sr_api__h1_free(&p);
+    (void)r;
+}
+
 int main(void)
 {
     test_simple();
@@ -358,5 +453,8 @@ int main(void)
     test_bad_requests();
     test_limits();
     test_format();
+    test_format_conditional();
+    test_configured_limits();
+    test_upgrade_helpers();
     return tap_done();
 }

@@ -20,14 +20,53 @@ static struct sr_svc *svc(const char *id, const char *name)
     return sr_svc_new(json_pack("{s:s, s:s, s:s}", "id", id, "name", name, "image", "nginx:1"));
 }
 
-/* Routes and parses the JSON body (NULL if not JSON). */
+/* Routes one request; a parked one is reported as ROUTE_PARK in *park. */
+static int route(const struct sr_api__router *rt, const char *method, const char *target,
+                 const char *inm, struct sr_api__response *r, struct sr_api__park *park)
+{
+    struct sr_api__request rq = {.method = method, .target = target, .if_none_match = inm};
+    struct sr_api__park local;
+    int rc = sr_api__route(rt, &rq, r, park ? park : &local);
+    if (park == NULL)
+        sr_api__park_clear(&local);
+    return rc;
+}
+
+/* The whole body: body + tail (malloc'd, NUL-terminated). */
+static char *full_body(const struct sr_api__response *r)
+{
+    size_t n = sr_api__response_length(r);
+    char *b = malloc(n + 1);
+    if (r->len)
+        memcpy(b, r->body, r->len);
+    if (r->tail_len)
+        memcpy(b + r->len, r->tail, r->tail_len);
+    b[n] = '\0';
+    return b;
+}
+
+/* Routes and parses the JSON body (NULL if not JSON or parked). */
+static json_t *call_inm(const struct sr_api__router *rt, const char *method, const char *target,
+                        const char *inm, struct sr_api__response *r)
+{
+    int rc = route(rt, method, target, inm, r, NULL);
+    if (rc != SR_API_ROUTE_DONE)
+        return NULL;
+    char *b = full_body(r);
+    json_t *j = json_loads(b, 0, NULL);
+    free(b);
+    return j;
+}
+
 static json_t *call(const struct sr_api__router *rt, const char *method, const char *target,
                     struct sr_api__response *r)
 {
-    int rc = sr_api__route(rt, method, target, r);
-    if (rc != SR_API_ROUTE_DONE)
-        return NULL;
-    return json_loadb(r->body, r->len, 0, NULL);
+    return call_inm(rt, method, target, NULL, r);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
 static const char *jstr(const json_t *o, const char *path)
@@ -152,9 +191,19 @@ static void test_service(struct sr_cache *cache, const struct sr_api__router *rt
     json_decref(j);
     sr_api__response_clear(&r);
 
-    j = call(rt, "GET", "/services/web/metrics", &r);
-    is_int(r.status, 404, "/services/web/metrics: 404 (not served yet)");
-    is_str(jstr(j, "error"), "not_found", "/services/web/metrics: not_found");
+    j = call(rt, "GET", "/services/web/metrics/x", &r);
+    is_int(r.status, 404, "/services/web/metrics/x: 404");
+    is_str(jstr(j, "error"), "not_found", "/services/web/metrics/x: not_found");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    j = call(rt, "GET", "/services/web/other", &r);
+    is_int(r.status, 404, "/services/web/other: 404");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    j = call(rt, "GET", "/services//metrics", &r);
+    is_int(r.status, 404, "/services//metrics: 404 (no name)");
     json_decref(j);
     sr_api__response_clear(&r);
 }
@@ -173,7 +222,7 @@ static void test_not_found_and_methods(const struct sr_api__router *rt)
     const char *nf[] = {"/", "/services/", "/health/", "/cache", "/cache/stats/x", "/HEALTH"};
     for (size_t i = 0; i < sizeof(nf) / sizeof(nf[0]); i++) {
         char name[64];
-        sr_api__route(rt, "GET", nf[i], &r);
+        route(rt, "GET", nf[i], NULL, &r, NULL);
         snprintf(name, sizeof(name), "GET %s: 404", nf[i]);
         is_int(r.status, 404, name);
         sr_api__response_clear(&r);
@@ -185,7 +234,8 @@ static void test_not_found_and_methods(const struct sr_api__router *rt)
         {"DELETE", "/services", "GET, HEAD"}, {"POST", "/services/web", "GET, HEAD"},
         {"POST", "/health", "GET, HEAD"},     {"PUT", "/cache/stats", "GET, HEAD"},
         {"GET", "/cache/refresh", "POST"},    {"HEAD", "/cache/clear", "POST"},
-        {"get", "/health", "GET, HEAD"},
+        {"get", "/health", "GET, HEAD"},     {"PUT", "/services/web/metrics", "GET, HEAD, POST"},
+        {"DELETE", "/events", "GET, HEAD"},  {"POST", "/events", "GET, HEAD"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[96];
@@ -331,7 +381,7 @@ static void test_health(struct sr_cache *cache, struct sr_api__router *rt)
     src.state = SR_SOURCE_UNREACHABLE;
     sr_cache_set_source(cache, &src);
     struct sr_api__response r;
-    sr_api__route(rt, "HEAD", "/health", &r);
+    route(rt, "HEAD", "/health", NULL, &r, NULL);
     is_int(r.status, 503, "HEAD /health follows GET: 503");
     sr_api__response_clear(&r);
     src.state = SR_SOURCE_CONNECTED;
@@ -349,11 +399,13 @@ static void test_refresh_and_clear(struct sr_cache *cache, struct sr_api__router
     sr_api__response_clear(&r);
 
     rt->can_refresh = true;
-    is_int(sr_api__route(rt, "POST", "/cache/refresh", &r), SR_API_ROUTE_REFRESH,
+    struct sr_api__park park;
+    is_int(route(rt, "POST", "/cache/refresh", NULL, &r, &park), SR_API_ROUTE_PARK,
            "refresh with a hook: park it");
+    is_int(park.kind, SR_API_PARK_REFRESH, "parked: a refresh");
     ok(r.body == NULL && r.snap == NULL && r.owned == NULL, "parked: nothing to free");
 
-    sr_api__refresh_response(rt, 0, &r);
+    sr_api__park_response(rt, &park, 0, &r);
     j = json_loadb(r.body, r.len, 0, NULL);
     is_int(r.status, 200, "refresh done: 200");
     ok(json_is_true(json_object_get(j, "refreshed")), "refresh done: refreshed true");
@@ -364,7 +416,7 @@ static void test_refresh_and_clear(struct sr_cache *cache, struct sr_api__router
     struct sr_source_status src = {.state = SR_SOURCE_UNREACHABLE};
     snprintf(src.reason, sizeof(src.reason), "connection refused");
     sr_cache_set_source(cache, &src);
-    sr_api__refresh_response(rt, -1, &r);
+    sr_api__park_response(rt, &park, -1, &r);
     j = json_loadb(r.body, r.len, 0, NULL);
     is_int(r.status, 503, "refresh failed: 503");
     is_str(jstr(j, "error"), "refresh_failed", "refresh failed: error code");
@@ -383,7 +435,7 @@ static void test_refresh_and_clear(struct sr_cache *cache, struct sr_api__router
     j = call(rt, "POST", "/cache/clear", &r);
     is_int(r.status, 200, "POST /cache/clear: 200");
     is_int(jint(j, "cleared.services"), 3, "clear: cleared.services");
-    is_int(jint(j, "cleared.metrics"), 0, "clear: cleared.metrics");
+    is_int(jint(j, "cleared.metrics"), 2, "clear: cleared.metrics");
     is_int(jint(j, "stats.services"), 0, "clear: stats after");
     is_int(jint(j, "stats.cache_version"), (long long)before + 3, "clear: one version per removal");
     json_decref(j);
@@ -393,6 +445,515 @@ static void test_refresh_and_clear(struct sr_cache *cache, struct sr_api__router
     is_int(jint(j, "count"), 0, "after clear: empty list");
     json_decref(j);
     sr_api__response_clear(&r);
+}
+
+
+/* ---- ETag / If-None-Match ------------------------------------------------- */
+
+static void test_etag_match(void)
+{
+    ok(sr_api__etag_match("\"v1-a\"", "\"v1-a\""), "etag: exact");
+    ok(!sr_api__etag_match("\"v1-a\"", "\"v2-a\""), "etag: other version");
+    ok(sr_api__etag_match("W/\"v1-a\"", "\"v1-a\""), "etag: weak compare ignores W/ (theirs)");
+    ok(sr_api__etag_match("\"v1-a\"", "W/\"v1-a\""), "etag: weak compare ignores W/ (ours)");
+    ok(sr_api__etag_match("\"x\", \"v1-a\"", "\"v1-a\""), "etag: second of a list");
+    ok(sr_api__etag_match("\"x\",W/\"v1-a\"", "\"v1-a\""), "etag: list without spaces");
+    ok(sr_api__etag_match("*", "\"v1-a\""), "etag: * matches");
+    ok(!sr_api__etag_match("*", ""), "etag: * needs a representation");
+    ok(!sr_api__etag_match(NULL, "\"v1-a\""), "etag: no header");
+    ok(!sr_api__etag_match("v1-a", "\"v1-a\""), "etag: unquoted is garbage");
+    ok(!sr_api__etag_match("\"v1-", "\"v1-a\""), "etag: unterminated");
+    ok(!sr_api__etag_match("\"v1-ab\"", "\"v1-a\""), "etag: prefix is not a match");
+}
+
+static void test_conditional(struct sr_cache *cache, const struct sr_api__router *rt)
+{
+    struct sr_api__response r;
+    struct sr_snapshot *snap = sr_cache_acquire(cache);
+    char want[64];
+    snprintf(want, sizeof(want), "\"v%llu-services\"",
+             (unsigned long long)sr_snapshot_version(snap));
+    sr_snapshot_release(snap);
+
+    json_t *j = call(rt, "GET", "/services", &r);
+    is_str(r.etag, want, "GET /services: ETag \"v<version>-services\"");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    json_decref(call_inm(rt, "GET", "/services", want, &r));
+    is_int(r.status, 304, "If-None-Match current: 304");
+    ok(r.len == 0 && r.tail_len == 0 && r.snap == NULL && r.owned == NULL,
+       "304: no body, nothing held");
+    is_str(r.etag, want, "304: keeps the ETag");
+    ok(r.content_type == NULL, "304: no content type");
+    sr_api__response_clear(&r);
+
+    json_decref(call_inm(rt, "HEAD", "/services", "*", &r));
+    is_int(r.status, 304, "HEAD with If-None-Match *: 304");
+    sr_api__response_clear(&r);
+
+    json_decref(call_inm(rt, "GET", "/services", "\"v0-services\"", &r));
+    is_int(r.status, 200, "If-None-Match stale: 200");
+    sr_api__response_clear(&r);
+
+    /* The tag moves with the cache. */
+    struct sr_svc *extra = svc("id-x", "x");
+    sr_cache_upsert(cache, extra);
+    json_decref(call_inm(rt, "GET", "/services", want, &r));
+    is_int(r.status, 200, "after a change, the old tag no longer matches");
+    ok(strcmp(r.etag, want) != 0, "after a change: new ETag");
+    sr_api__response_clear(&r);
+    sr_cache_remove(cache, "id-x");
+
+    j = call(rt, "GET", "/services/web", &r);
+    ok(strncmp(r.etag, "\"v", 2) == 0 && strstr(r.etag, "-service\"") != NULL,
+       "GET /services/web: ETag \"v<version>-service\"");
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%s", r.etag);
+    json_decref(j);
+    sr_api__response_clear(&r);
+    json_decref(call_inm(rt, "GET", "/services/web", tag, &r));
+    is_int(r.status, 304, "GET /services/web with its tag: 304");
+    sr_api__response_clear(&r);
+
+    /* Built bodies: the tag is a function of the bytes. */
+    j = call(rt, "GET", "/cache/stats", &r);
+    ok(strncmp(r.etag, "\"v", 2) == 0 && strstr(r.etag, "-stats-") != NULL,
+       "GET /cache/stats: ETag \"v<version>-stats-<hash>\"");
+    snprintf(tag, sizeof(tag), "%s", r.etag);
+    json_decref(j);
+    sr_api__response_clear(&r);
+    json_decref(call_inm(rt, "GET", "/cache/stats", tag, &r));
+    is_int(r.status, 304, "stats unchanged: 304");
+    sr_api__response_clear(&r);
+    struct sr_source_status src;
+    {
+        struct sr_cache_stats st;
+        sr_cache_get_stats(cache, &st);
+        src = st.source;
+    }
+    src.events_received++;
+    sr_cache_set_source(cache, &src);
+    json_decref(call_inm(rt, "GET", "/cache/stats", tag, &r));
+    is_int(r.status, 200, "a counter moved without the version: 200, not 304");
+    ok(strcmp(r.etag, tag) != 0, "... with a new tag");
+    sr_api__response_clear(&r);
+
+    j = call(rt, "GET", "/nope", &r);
+    ok(r.etag[0] == '"', "404 from the router carries an ETag too");
+    json_decref(j);
+    sr_api__response_clear(&r);
+    json_decref(call_inm(rt, "GET", "/nope", "*", &r));
+    is_int(r.status, 404, "If-None-Match * on a 404: still 404");
+    sr_api__response_clear(&r);
+
+    j = call(rt, "GET", "/health", &r);
+    ok(strstr(r.etag, "-health-") != NULL, "GET /health: ETag");
+    json_decref(j);
+    sr_api__response_clear(&r);
+}
+
+/* ---- filters ----------------------------------------------------------------- */
+
+static struct sr_svc *svc_full(const char *id, const char *name, json_t *labels, const char *stack,
+                               const char *metric)
+{
+    return sr_svc_new(json_pack("{s:s, s:s, s:s, s:o, s:s?, s:{s:b, s:s}}", "id", id, "name", name,
+                                "image", "busybox:1", "labels", labels, "stack", stack,
+                                "autoscaler", "enabled", 1, "metric", metric));
+}
+
+static size_t names_of(const char *target, const struct sr_api__router *rt, char *out,
+                       size_t cap, int *status)
+{
+    struct sr_api__response r;
+    json_t *j = call(rt, "GET", target, &r);
+    *status = r.status;
+    out[0] = '\0';
+    size_t n = 0, i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "services"), i, v)
+    {
+        if (n++)
+            strncat(out, ",", cap - strlen(out) - 1);
+        strncat(out, json_string_value(json_object_get(v, "name")), cap - strlen(out) - 1);
+    }
+    if (json_integer_value(json_object_get(j, "count")) != (json_int_t)n)
+        n = (size_t)-1; /* count must match the array */
+    json_decref(j);
+    sr_api__response_clear(&r);
+    return n;
+}
+
+static void test_filters(struct sr_cache *cache, const struct sr_api__router *rt)
+{
+    struct sr_svc *svcs[] = {
+        svc_full("id-a", "a", json_pack("{s:s, s:s}", "tier", "web", "team", "blue"), "shop", "cpu"),
+        svc_full("id-b", "b", json_pack("{s:s}", "tier", "db"), "shop", "memory"),
+        svc_full("id-c", "c", json_pack("{s:s, s:s}", "tier", "web", "x y", "a=b"), NULL, "cpu"),
+        svc_full("id-d", "d", json_object(), "other", "memory"),
+    };
+    sr_cache_replace(cache, svcs, 4, NULL);
+    char names[256];
+    int status;
+    struct {
+        const char *target, *want;
+    } cases[] = {
+        {"/services", "a,b,c,d"},
+        {"/services?label=tier", "a,b,c"},
+        {"/services?label=tier=web", "a,c"},
+        {"/services?label=tier=web&label=team", "a"},
+        {"/services?label=tier=web&label=team=red", ""},
+        {"/services?label=nope", ""},
+        {"/services?stack=shop", "a,b"},
+        {"/services?stack=nope", ""},
+        {"/services?stack=shop&stack=other", ""},
+        {"/services?metric=memory", "b,d"},
+        {"/services?metric=disk", ""},
+        {"/services?metric=cpu&stack=shop", "a"},
+        {"/services?label=x+y=a%3Db", "c"},
+        {"/services?label=x%20y", "c"},
+        {"/services?unknown=1&label=tier=db", "b"},
+        {"/services?unknown=%zz", "a,b,c,d"},
+        {"/services?label=tier=web#frag", "a,c"},
+        {"/services?&&label=team&", "a"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[160];
+        size_t n = names_of(cases[i].target, rt, names, sizeof(names), &status);
+        snprintf(name, sizeof(name), "%s -> [%s]", cases[i].target, cases[i].want);
+        is_str(names, cases[i].want, name);
+        snprintf(name, sizeof(name), "%s: 200 and count matches", cases[i].target);
+        ok(status == 200 && n != (size_t)-1, name);
+    }
+
+    struct sr_api__response r;
+    json_t *j = call(rt, "GET", "/services?label=%zz", &r);
+    is_int(r.status, 400, "bad escape in a filter value: 400");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    /* A filtered body is built from the entries' bytes: identical encoding. */
+    j = call(rt, "GET", "/services?stack=shop", &r);
+    ok(r.owned != NULL && r.snap == NULL, "filtered list: owned body");
+    struct sr_snapshot *snap = sr_cache_acquire(cache);
+    size_t alen;
+    const char *abody = sr_svc_body(sr_snapshot_find(snap, "a"), &alen);
+    ok(r.len > 13 + alen && memcmp(r.body + 13, abody, alen) == 0,
+       "filtered list: the entry's bytes, as cached");
+    char tail[80];
+    snprintf(tail, sizeof(tail), "],\"count\":2,\"cache_version\":%llu}",
+             (unsigned long long)sr_snapshot_version(snap));
+    ok(r.len > strlen(tail) && strcmp(r.body + r.len - strlen(tail), tail) == 0,
+       "filtered list: count and cache_version");
+    char tag1[64];
+    snprintf(tag1, sizeof(tag1), "%s", r.etag);
+    json_decref(j);
+    sr_api__response_clear(&r);
+    j = call(rt, "GET", "/services?stack=other", &r);
+    ok(strcmp(tag1, r.etag) != 0, "different filters: different ETags");
+    ok(strncmp(tag1, r.etag, strlen(tag1) - 10) == 0, "... same version part");
+    json_decref(j);
+    sr_api__response_clear(&r);
+    json_decref(call_inm(rt, "GET", "/services?stack=shop", tag1, &r));
+    is_int(r.status, 304, "filtered list with its tag: 304");
+    sr_api__response_clear(&r);
+    sr_snapshot_release(snap);
+}
+
+/* ---- metrics ------------------------------------------------------------------- */
+
+static void test_metrics(struct sr_cache *cache, struct sr_api__router *rt)
+{
+    struct sr_api__response r;
+    struct sr_api__park park;
+    rt->now = clock_fake;
+    fake_now = 1700000100.0;
+
+    json_t *j = call(rt, "GET", "/services/web/metrics", &r);
+    is_int(r.status, 200, "metrics, none yet: 200");
+    is_str(jstr(j, "service"), "web", "metrics, none yet: service");
+    is_str(jstr(j, "service_id"), "id-web", "metrics, none yet: service_id");
+    ok(json_is_null(json_object_get(j, "sampled_at")) &&
+           json_is_null(json_object_get(j, "sample_time")) &&
+           json_is_null(json_object_get(j, "age_sec")),
+       "metrics, none yet: sampled_at, sample_time, age_sec null");
+    is_int(jint(j, "containers_sampled"), 0, "metrics, none yet: containers_sampled 0");
+    ok(json_array_size(json_object_get(j, "containers")) == 0 &&
+           json_is_array(json_object_get(j, "containers")),
+       "metrics, none yet: containers []");
+    is_str(jstr(j, "reason"), "no metrics collected yet", "metrics, none yet: reason");
+    ok(strncmp(r.etag, "W/\"v", 4) == 0 && strstr(r.etag, "-metrics\""),
+       "metrics: weak ETag W/\"v<version>-metrics\"");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    j = call(rt, "GET", "/services/nope/metrics", &r);
+    is_int(r.status, 404, "metrics of an unknown service: 404");
+    is_str(jstr(j, "error"), "service_not_found", "metrics 404: service_not_found");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    is_int(sr_cache_set_metrics(cache, "id-web",
+                                json_pack("{s:s, s:s, s:s, s:f, s:i, s:[]}", "service", "web",
+                                          "service_id", "id-web", "sampled_at",
+                                          "2023-11-14T22:13:07.660Z", "sample_time",
+                                          1700000087.66, "containers_sampled", 0, "containers")),
+           1, "metrics stored");
+    j = call(rt, "GET", "/services/web/metrics", &r);
+    is_int(r.status, 200, "metrics: 200");
+    ok(j != NULL, "metrics: body + spliced tail is valid JSON");
+    is_dbl(json_real_value(json_object_get(j, "age_sec")), 12.3, 0.001,
+           "metrics: age_sec = now - sample_time (0.1 s)");
+    is_str(jstr(j, "sampled_at"), "2023-11-14T22:13:07.660Z", "metrics: the document's members");
+    struct sr_snapshot *snap = sr_cache_acquire(cache);
+    size_t mlen;
+    const char *mbody = sr_svc_body(sr_snapshot_metrics(snap, "web"), &mlen);
+    ok(r.snap != NULL && r.body == mbody && r.len == mlen - 1,
+       "metrics: the entry's bytes by reference, minus its final '}'");
+    is_str(r.tail, ",\"age_sec\":12.3}", "metrics: small owned tail");
+    is_int(sr_api__response_length(&r), mlen + 15, "metrics: length = body - 1 + tail");
+    sr_snapshot_release(snap);
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%s", r.etag);
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    fake_now += 100;
+    json_decref(call_inm(rt, "GET", "/services/web/metrics", tag, &r));
+    is_int(r.status, 304, "metrics: same version, later: 304 (weak tag)");
+    sr_api__response_clear(&r);
+
+    fake_now = 1700000000.0; /* before the sample: clock skew */
+    j = call(rt, "HEAD", "/services/web/metrics", &r);
+    is_int(r.status, 200, "HEAD metrics: 200");
+    is_dbl(json_real_value(json_object_get(j, "age_sec")), 0, 0.001, "metrics: age never < 0");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    /* A document without sample_time: age_sec null. */
+    sr_cache_set_metrics(cache, "id-api", json_pack("{s:s}", "service", "api"));
+    j = call(rt, "GET", "/services/api/metrics", &r);
+    ok(j != NULL && json_is_null(json_object_get(j, "age_sec")),
+       "metrics without sample_time: age_sec null");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    /* POST: collect now. */
+    rt->can_collect = false;
+    j = call(rt, "POST", "/services/web/metrics", &r);
+    is_int(r.status, 503, "POST metrics without a hook: 503");
+    is_str(jstr(j, "error"), "metrics_unavailable", "POST metrics without a hook: error");
+    json_decref(j);
+    sr_api__response_clear(&r);
+    rt->can_collect = true;
+
+    j = call(rt, "POST", "/services/nope/metrics", &r);
+    is_int(r.status, 404, "POST metrics of an unknown service: 404");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    is_int(route(rt, "POST", "/services/web/metrics", "*", &r, &park), SR_API_ROUTE_PARK,
+           "POST metrics: parked (If-None-Match ignored on POST)");
+    is_int(park.kind, SR_API_PARK_METRICS, "POST metrics: kind");
+    is_str(park.id, "id-web", "POST metrics: the service ID for the hook");
+    is_str(park.name, "web", "POST metrics: the name to answer with");
+    fake_now = 1700000090.0;
+    sr_api__park_response(rt, &park, 0, &r);
+    {
+        char *b = full_body(&r);
+        j = json_loads(b, 0, NULL);
+        free(b);
+    }
+    is_int(r.status, 200, "POST metrics done: 200");
+    is_dbl(json_real_value(json_object_get(j, "age_sec")), 2.3, 0.001,
+           "POST metrics done: the GET answer");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    sr_api__park_response(rt, &park, -1, &r);
+    {
+        char *b = full_body(&r);
+        j = json_loads(b, 0, NULL);
+        free(b);
+    }
+    is_int(r.status, 503, "POST metrics failed: 503");
+    is_str(jstr(j, "error"), "metrics_failed", "POST metrics failed: metrics_failed");
+    is_str(jstr(j, "service"), "web", "POST metrics failed: names the service");
+    json_decref(j);
+    sr_api__response_clear(&r);
+    sr_api__park_clear(&park);
+
+    /* The service left while collecting. */
+    is_int(route(rt, "POST", "/services/my%20app/metrics", NULL, &r, &park), SR_API_ROUTE_PARK,
+           "POST metrics of a %-encoded name: parked");
+    sr_cache_remove(cache, "id-sp");
+    sr_api__park_response(rt, &park, 0, &r);
+    is_int(r.status, 404, "POST metrics, service gone meanwhile: 404");
+    sr_api__response_clear(&r);
+    sr_api__park_clear(&park);
+    struct sr_svc *sp = svc("id-sp", "my app");
+    sr_cache_upsert(cache, sp);
+
+    j = call(rt, "GET", "/cache/stats", &r);
+    is_int(jint(j, "metrics"), 2, "stats: metrics entries counted");
+    json_decref(j);
+    sr_api__response_clear(&r);
+    rt->now = NULL;
+}
+
+/* ---- events and the publisher ---------------------------------------------------- */
+
+static const char *pub_state = "connected";
+static const char *pub_error = NULL;
+static bool pub_enabled = true;
+static json_t *fake_publisher(void *ctx)
+{
+    (*(int *)ctx)++;
+    return json_pack("{s:b, s:s, s:b, s:s, s:s, s:i, s:i, s:i, s:i, s:s?}", "enabled", pub_enabled,
+                     "status", pub_state, "connected", strcmp(pub_state, "connected") == 0,
+                     "broker", "amqp://guest@127.0.0.1:5672/%2F", "exchange", "swarm", "published",
+                     5, "confirmed", 4, "queued", 1, "dropped", 0, "last_error", pub_error);
+}
+
+static void test_events(struct sr_api__router *rt)
+{
+    struct sr_api__response r;
+    json_t *j = call(rt, "GET", "/events", &r);
+    is_int(r.status, 200, "GET /events: 200");
+    ok(json_is_null(json_object_get(j, "exchange")), "events without a publisher: exchange null");
+    is_str(jstr(j, "publisher.status"), "disabled", "events without a publisher: disabled");
+    const char *want[] = {"services.updated",       "service.added", "service.removed",
+                          "service.updated",        "metrics.{service_name}",
+                          "health.check"};
+    json_t *ev = json_object_get(j, "events");
+    is_int(json_array_size(ev), 6, "events: six event types");
+    for (size_t i = 0; i < 6; i++) {
+        char name[96];
+        json_t *e = json_array_get(ev, i);
+        snprintf(name, sizeof(name), "events[%zu]: %s, same routing key, described", i, want[i]);
+        ok(str_eq(jstr(e, "event"), want[i]) && str_eq(jstr(e, "routing_key"), want[i]) &&
+               jstr(e, "description") != NULL && strlen(jstr(e, "description")) > 10,
+           name);
+    }
+    ok(strstr(r.etag, "-events-") != NULL, "events: ETag");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    j = call(rt, "HEAD", "/events", &r);
+    is_int(r.status, 200, "HEAD /events: 200");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    const char *nf[] = {"/events/", "/events/stream", "/eventsx"};
+    for (size_t i = 0; i < 3; i++) {
+        char name[64];
+        route(rt, "GET", nf[i], NULL, &r, NULL);
+        snprintf(name, sizeof(name), "GET %s: 404 (/events is exact)", nf[i]);
+        is_int(r.status, 404, name);
+        sr_api__response_clear(&r);
+    }
+
+    int calls = 0;
+    rt->publisher_status = fake_publisher;
+    rt->pub_ctx = &calls;
+    j = call(rt, "GET", "/events?x=1", &r);
+    is_str(jstr(j, "exchange"), "swarm", "events: the publisher's exchange");
+    is_str(jstr(j, "publisher.broker"), "amqp://guest@127.0.0.1:5672/%2F",
+           "events: the publisher's status, as is");
+    is_int(jint(j, "publisher.queued"), 1, "events: publisher counters");
+    is_int(calls, 1, "events: one status call");
+    json_decref(j);
+    sr_api__response_clear(&r);
+}
+
+static void test_health_publisher(struct sr_cache *cache, struct sr_api__router *rt)
+{
+    struct sr_api__response r;
+    int calls = 0;
+    rt->publisher_status = fake_publisher;
+    rt->pub_ctx = &calls;
+
+    pub_state = "connected";
+    json_t *j = call(rt, "GET", "/health", &r);
+    is_int(r.status, 200, "health, publisher connected: 200");
+    is_str(jstr(j, "status"), "healthy", "health, publisher connected: healthy");
+    is_str(jstr(j, "publisher.status"), "connected", "health: publisher block from the hook");
+    is_int(jint(j, "publisher.confirmed"), 4, "health: publisher counters");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    pub_state = "disconnected";
+    pub_error = "connection refused";
+    j = call(rt, "GET", "/health", &r);
+    is_int(r.status, 200, "health, publisher disconnected: 200");
+    is_str(jstr(j, "status"), "degraded", "health, publisher disconnected: degraded");
+    is_str(json_string_value(json_array_get(json_object_get(j, "reasons"), 0)),
+           "publisher disconnected: connection refused", "health: publisher reason");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    pub_state = "connecting";
+    pub_error = NULL;
+    j = call(rt, "GET", "/health", &r);
+    is_str(jstr(j, "status"), "degraded", "health, publisher connecting: degraded");
+    is_str(json_string_value(json_array_get(json_object_get(j, "reasons"), 0)),
+           "publisher connecting", "health: reason without last_error");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    pub_state = "disabled";
+    pub_enabled = false;
+    j = call(rt, "GET", "/health", &r);
+    is_str(jstr(j, "status"), "healthy", "health, publisher disabled by config: healthy");
+    json_decref(j);
+    sr_api__response_clear(&r);
+
+    /* Docker down and the broker down: both reasons, unhealthy. */
+    pub_state = "disconnected";
+    pub_enabled = true;
+    pub_error = "ACCESS_REFUSED";
+    struct sr_cache_stats st;
+    sr_cache_get_stats(cache, &st);
+    struct sr_source_status src = st.source;
+    src.state = SR_SOURCE_UNREACHABLE;
+    sr_cache_set_source(cache, &src);
+    j = call(rt, "GET", "/health", &r);
+    is_int(r.status, 503, "health, docker and broker down: 503");
+    is_int(json_array_size(json_object_get(j, "reasons")), 2, "health: both reasons");
+    is_str(json_string_value(json_array_get(json_object_get(j, "reasons"), 1)),
+           "publisher disconnected: ACCESS_REFUSED", "health: the publisher's reason too");
+    json_decref(j);
+    sr_api__response_clear(&r);
+    src.state = SR_SOURCE_CONNECTED;
+    sr_cache_set_source(cache, &src);
+
+    /* sr_api_health: the same document, from a real server object. */
+    struct sr_api_hooks hooks = {.publisher_status = fake_publisher, .pub_ctx = &calls};
+    struct sr_api_opts opts = {.host = "127.0.0.1", .port = 0, .refresh_interval_sec = 30};
+    char err[256] = "";
+    struct sr_api *api = sr_api_new(&opts, &hooks, cache, err, sizeof(err));
+    ok(api != NULL, "sr_api_new on port 0");
+    if (api != NULL) {
+        int status = 0;
+        pub_state = "connected";
+        j = sr_api_health(api, &status);
+        is_int(status, 200, "sr_api_health: status");
+        is_str(jstr(j, "status"), "healthy", "sr_api_health: healthy");
+        is_str(jstr(j, "publisher.status"), "connected", "sr_api_health: publisher block");
+        json_decref(j);
+        pub_state = "disconnected";
+        j = sr_api_health(api, &status);
+        is_int(status, 200, "sr_api_health, broker down: 200");
+        is_str(jstr(j, "status"), "degraded", "sr_api_health, broker down: degraded");
+        json_decref(j);
+        ok(sr_api_port(api) > 0, "sr_api_port: the bound port");
+        sr_api_free(api);
+    }
+    pub_state = "connected";
+    pub_error = NULL;
+    rt->publisher_status = NULL;
+    rt->pub_ctx = NULL;
 }
 
 static void test_decode(void)
@@ -431,8 +992,14 @@ int main(void)
     test_not_found_and_methods(&rt);
     test_stats(&rt);
     test_health(cache, &rt);
+    test_etag_match();
+    test_conditional(cache, &rt);
+    test_events(&rt);
+    test_health_publisher(cache, &rt);
+    test_metrics(cache, &rt);
     test_refresh_and_clear(cache, &rt);
     test_decode();
+    test_filters(cache, &rt);
 
     sr_cache_free(cache);
     return tap_done();

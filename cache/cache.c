@@ -81,7 +81,7 @@ static struct sr_svc *entry_new(const char *id, const char *name, json_t *doc)
     svc->doc = doc;
     svc->id = sr_strdup(id);
     svc->name = sr_strdup(name);
-    svc->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    svc->body = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
     if (svc->body == NULL)
         abort(); /* only fails on OOM */
     svc->body_len = strlen(svc->body);

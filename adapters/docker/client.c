@@ -304,7 +304,7 @@ static void reap(struct sr_http *h)
     }
 }
 
-static struct sr_http_req *start(struct sr_http *h, const char *path, bool stream,
+static struct sr_http_req *start(struct sr_http *h, const char *path, bool stream, long timeout_s,
                                  sr_http_open_cb on_open, sr_http_data_cb on_data,
                                  sr_http_done_cb done, void *arg)
 {
@@ -346,7 +346,7 @@ static struct sr_http_req *start(struct sr_http *h, const char *path, bool strea
         curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
         curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
     } else {
-        curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)SR_HTTP_TOTAL_TIMEOUT_S);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout_s);
         curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SR_HTTP_MAX_BODY);
     }
     r->next = h->reqs;
@@ -365,13 +365,20 @@ static struct sr_http_req *start(struct sr_http *h, const char *path, bool strea
 struct sr_http_req *sr_http_get(struct sr_http *h, const char *path, sr_http_done_cb done,
                                 void *arg)
 {
-    return start(h, path, false, NULL, NULL, done, arg);
+    return start(h, path, false, SR_HTTP_TOTAL_TIMEOUT_S, NULL, NULL, done, arg);
+}
+
+struct sr_http_req *sr_http_get_timeout(struct sr_http *h, const char *path, unsigned timeout_s,
+                                        sr_http_done_cb done, void *arg)
+{
+    return start(h, path, false, timeout_s ? (long)timeout_s : SR_HTTP_TOTAL_TIMEOUT_S, NULL, NULL,
+                 done, arg);
 }
 
 struct sr_http_req *sr_http_stream(struct sr_http *h, const char *path, sr_http_open_cb on_open,
                                    sr_http_data_cb on_data, sr_http_done_cb done, void *arg)
 {
-    return start(h, path, true, on_open, on_data, done, arg);
+    return start(h, path, true, 0, on_open, on_data, done, arg);
 }
 
 void sr_http_cancel(struct sr_http_req *req)

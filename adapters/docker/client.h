@@ -51,7 +51,11 @@ void sr_http_free(struct sr_http *h);
  * sr_http_cancel), or NULL if it could not even start (then no callback). */
 struct sr_http_req *sr_http_get(struct sr_http *h, const char *path, sr_http_done_cb done,
                                 void *arg);
-/* Same, as a stream: no total timeout, TCP keepalive, body handed to
+/* Same, with a total timeout of `timeout_s` seconds instead of
+ * SR_HTTP_TOTAL_TIMEOUT_S (0 = that default). */
+struct sr_http_req *sr_http_get_timeout(struct sr_http *h, const char *path, unsigned timeout_s,
+                                        sr_http_done_cb done, void *arg);
+/* Same as sr_http_get, as a stream: no total timeout, TCP keepalive, body handed to
  * on_data instead of being kept. */
 struct sr_http_req *sr_http_stream(struct sr_http *h, const char *path, sr_http_open_cb on_open,
                                    sr_http_data_cb on_data, sr_http_done_cb done, void *arg);

@@ -1,5 +1,5 @@
-/* adapters/docker: lifecycle, the cross-thread resync queue and the full
- * sync, a chain of transfers on the docker thread:
+/* adapters/docker: lifecycle, the cross-thread queues (resyncs, metrics
+ * requests) and the full sync, a chain of transfers on the docker thread:
  *   PING -> VERSION -> INFO   (only when not negotiated yet, or after a failure)
  *   -> STREAM                 (open /events first when it is down, events.c)
  *   -> LIST -> commit         (sr_cache_replace)
@@ -134,6 +134,7 @@ static void sync_end(struct sr_docker *d, int rc)
         d->backoff = 1;
         d->last_failure = SR_SOURCE_CONNECTED;
         delay = next_sync_delay(d);
+        sr_docker__metrics_synced(d);
     } else {
         d->negotiated = false;
         delay = sr_docker__jitter(d, d->backoff);
@@ -319,6 +320,10 @@ static void on_info(const struct sr_http_result *res, void *arg)
         sync_fail(d, SR_SOURCE_NOT_MANAGER, "%s", why);
         return;
     }
+    /* Tells this node's tasks from the others' in metrics rounds (NOTES §7). */
+    const json_t *node = json_object_get(swarm, "NodeID");
+    snprintf(d->node_id, sizeof(d->node_id), "%s",
+             json_is_string(node) ? json_string_value(node) : "");
     json_decref(o);
     d->negotiated = true;
     do_stream(d);
@@ -409,6 +414,10 @@ static void on_wake(evutil_socket_t fd, short kind, void *arg)
     struct sr_docker__resync *q = d->queue;
     d->queue = NULL;
     bool stopping = d->stopping;
+    /* When stopping, teardown answers what is left in mqueue. */
+    struct sr_docker__collect_req *mq = stopping ? NULL : d->mqueue;
+    if (!stopping)
+        d->mqueue = NULL;
     pthread_mutex_unlock(&d->mu);
     /* The queue is newest first: prepend each to keep arrival order. */
     while (q != NULL) {
@@ -426,6 +435,16 @@ static void on_wake(evutil_socket_t fd, short kind, void *arg)
     }
     if (d->waiting != NULL)
         sync_start(d);
+    /* mqueue is newest first too: reverse it into arrival order. */
+    struct sr_docker__collect_req *in_order = NULL;
+    while (mq != NULL) {
+        struct sr_docker__collect_req *next = mq->next;
+        mq->next = in_order;
+        in_order = mq;
+        mq = next;
+    }
+    if (in_order != NULL)
+        sr_docker__metrics_requests(d, in_order);
 }
 
 static void on_socket_created(void *arg)
@@ -460,6 +479,7 @@ static void *thread_main(void *arg)
     d->step_req = NULL;
     d->stream_req = NULL;
     sr_docker__events_teardown(d);
+    sr_docker__metrics_teardown(d);
     answer(d->inflight, -1);
     answer(d->waiting, -1);
     d->inflight = d->waiting = NULL;
@@ -507,6 +527,10 @@ struct sr_docker *sr_docker_new(const struct sr_docker_opts *opts, struct sr_cac
         snprintf(err, errlen, "refresh_interval_sec must be >= 1");
         return NULL;
     }
+    if (opts->metrics_refresh_interval_sec < 1) {
+        snprintf(err, errlen, "metrics_refresh_interval_sec must be >= 1");
+        return NULL;
+    }
     struct sr_docker *d = sr_calloc(1, sizeof(*d));
     d->ep = ep;
     d->base_url = sr_strdup(opts->base_url);
@@ -525,8 +549,8 @@ struct sr_docker *sr_docker_new(const struct sr_docker_opts *opts, struct sr_cac
 
 static void free_events(struct sr_docker *d)
 {
-    struct event **evs[] = {&d->wake_ev, &d->sync_timer, &d->wait_timer,
-                            &d->work_ev, &d->node_timer, &d->settle_timer};
+    struct event **evs[] = {&d->wake_ev,    &d->sync_timer,   &d->wait_timer,   &d->work_ev,
+                            &d->node_timer, &d->settle_timer, &d->metrics_timer};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
         if (*evs[i] != NULL)
             event_free(*evs[i]);
@@ -549,14 +573,16 @@ int sr_docker_start(struct sr_docker *d)
     d->work_ev = event_new(base, -1, 0, sr_docker__on_work, d);
     d->node_timer = evtimer_new(base, sr_docker__on_node_timer, d);
     d->settle_timer = evtimer_new(base, sr_docker__on_settle_timer, d);
+    d->metrics_timer = evtimer_new(base, sr_docker__on_metrics_timer, d);
     if (d->wake_ev == NULL || d->sync_timer == NULL || d->wait_timer == NULL ||
-        d->work_ev == NULL || d->node_timer == NULL || d->settle_timer == NULL)
+        d->work_ev == NULL || d->node_timer == NULL || d->settle_timer == NULL ||
+        d->metrics_timer == NULL)
         goto fail;
     sr_cache_set_source(d->cache, &d->status);
     pthread_mutex_lock(&d->mu);
     d->base = base;
-    /* A resync requested before start gets a wakeup now. */
-    if (d->queue != NULL)
+    /* A request made before start gets a wakeup now. */
+    if (d->queue != NULL || d->mqueue != NULL)
         event_active(d->wake_ev, EV_READ, 0);
     pthread_mutex_unlock(&d->mu);
     if (pthread_create(&d->thread, NULL, thread_main, d) != 0)
@@ -596,6 +622,9 @@ void sr_docker_free(struct sr_docker *d)
     struct sr_docker__resync *q = d->queue;
     d->queue = NULL;
     answer(q, -1);
+    struct sr_docker__collect_req *mq = d->mqueue;
+    d->mqueue = NULL;
+    sr_docker__collect_answer(mq, -1);
     free_events(d);
     if (d->base != NULL)
         event_base_free(d->base);

@@ -26,6 +26,21 @@
  *   sync (1 s debounce). One refresh in flight per service id, re-run once if
  *   more events came. When the stream drops, the next sync reopens it with
  *   since=<last timeNano> (replays deduped) and lists again.
+ * - Metrics (collect.c, document in metrics.h): a round every
+ *   metrics_refresh_interval_sec, the first right after the first successful
+ *   full sync. One GET /tasks (desired-state running, all services) gives
+ *   the cached services' running tasks; the tasks on this node (NodeID =
+ *   /info Swarm.NodeID, kept from the handshake) get their container's
+ *   GET /containers/{id}/stats?stream=false, all concurrently on the multi
+ *   handle (at most 64 in flight, 10 s each), so a round takes about one
+ *   stats call (~1-2 s, the daemon waits for two collection cycles), not N.
+ *   Tasks on other nodes are listed without numbers (only their own daemon
+ *   serves their stats). Each service's document goes to
+ *   sr_cache_set_metrics when its last call answers; a container that
+ *   vanished meanwhile (404, or an object without numbers) is left out, not
+ *   an error. Rounds never overlap; a failed task list is logged once and
+ *   retried at the next period. "metrics round: N containers in X ms" is
+ *   logged at INFO after each round.
  * - Failures never stop the thread: the source status in the cache says what
  *   is wrong (unreachable, not a manager, bad answers; logged once per
  *   change, logger "docker") and the next attempt comes after a capped
@@ -83,9 +98,23 @@ typedef void (*sr_docker_done_cb)(int status, void *arg);
  * called). */
 int sr_docker_request_resync(struct sr_docker *d, sr_docker_done_cb cb, void *arg);
 
-/* Stops the thread (aborting transfers, answering pending resync requests
- * with -1) and joins it. Main thread only; idempotent; returns within
- * milliseconds (nothing on the docker thread blocks). */
+/* Collects the metrics of one cached service now: its running tasks
+ * (GET /tasks filtered by service) and the stats of its containers on this
+ * node, stored with sr_cache_set_metrics like a periodic round's; then `cb`
+ * (may be NULL) runs on the docker thread with 0, or < 0 when the service is
+ * not cached (or left meanwhile), Docker was never reached, or the task list
+ * failed. Failed stats calls of single containers are not a failure: they
+ * are in the document's "errors". Requests for the same service made while
+ * one is still listing its tasks share it. Any thread; never blocks.
+ * Returns 0 (cb runs exactly once, with -1 if the adapter stops first), or
+ * -1 (cb is never called) when the adapter is stopping or `service_id` is
+ * empty or longer than any Docker id. */
+int sr_docker_collect_metrics(struct sr_docker *d, const char *service_id, sr_docker_done_cb cb,
+                              void *arg);
+
+/* Stops the thread (aborting transfers, answering pending resync and
+ * metrics requests with -1) and joins it. Main thread only; idempotent;
+ * returns within milliseconds (nothing on the docker thread blocks). */
 void sr_docker_stop(struct sr_docker *d);
 void sr_docker_free(struct sr_docker *d); /* stops first if needed; NULL ok */
 

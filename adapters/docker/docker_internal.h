@@ -1,6 +1,6 @@
 /* The adapter object, shared by docker.c (lifecycle, resync queue, the full
- * sync state machine) and events.c (the /events stream and per-service
- * refreshes). Internal to adapters/docker.
+ * sync state machine), events.c (the /events stream and per-service
+ * refreshes) and collect.c (metrics rounds). Internal to adapters/docker.
  *
  * Fields under "any thread" are guarded by mu; every other field belongs to
  * the docker thread once it runs (before sr_docker_start and after the join,
@@ -26,6 +26,8 @@
 #define SR_DOCKER_MAX_PENDING 256   /* more pending ids than this: full resync */
 #define SR_DOCKER_DEDUPE 16         /* keys kept for the newest timeNano */
 #define SR_DOCKER_SETTLE_POLLS 5    /* follow-ups after an event: 0.5, 1, 2, 4, 8 s */
+#define SR_DOCKER_STATS_FLIGHT 64   /* stats calls in flight, all metrics rounds together */
+#define SR_DOCKER_STATS_TIMEOUT 10  /* seconds, one GET /containers/{id}/stats */
 
 struct event;
 struct event_base;
@@ -68,6 +70,16 @@ struct sr_docker__refresh {
     struct sr_docker__refresh *next;
 };
 
+/* One sr_docker_collect_metrics call, queued or waiting for its round. */
+struct sr_docker__collect_req {
+    char service_id[72];
+    sr_docker_done_cb cb;
+    void *arg;
+    struct sr_docker__collect_req *next;
+};
+
+struct sr_docker__round; /* collect.c */
+
 struct sr_docker__event_key {
     char type[16];
     char action[48];
@@ -83,7 +95,8 @@ struct sr_docker {
 
     /* any thread */
     pthread_mutex_t mu;
-    struct sr_docker__resync *queue; /* newest first */
+    struct sr_docker__resync *queue;       /* newest first */
+    struct sr_docker__collect_req *mqueue; /* newest first */
     bool stopping;
 
     /* main thread */
@@ -128,6 +141,15 @@ struct sr_docker {
     uint64_t dropped_seen; /* split.dropped already logged */
     struct sr_docker__refresh *refreshes;
     size_t nrefreshes, nflight;
+
+    /* metrics (collect.c) */
+    struct event *metrics_timer;     /* next periodic round */
+    char node_id[72];                /* /info Swarm.NodeID: which tasks are local */
+    bool metrics_begun;              /* periodic rounds started (after the first sync) */
+    bool full_round;                 /* a periodic round runs */
+    struct sr_docker__round *rounds; /* running, oldest first */
+    size_t stats_flight;             /* stats calls in flight */
+    char metrics_error[256];         /* last periodic round failure, logged once */
 };
 
 /* docker.c */
@@ -148,5 +170,16 @@ void sr_docker__events_teardown(struct sr_docker *d); /* after http is freed */
 void sr_docker__on_work(int fd, short kind, void *arg);
 void sr_docker__on_node_timer(int fd, short kind, void *arg);
 void sr_docker__on_settle_timer(int fd, short kind, void *arg);
+
+/* collect.c */
+/* A full sync committed: the periodic rounds start with the first one. */
+void sr_docker__metrics_synced(struct sr_docker *d);
+/* Requests taken off mqueue, in arrival order (the list is taken over). */
+void sr_docker__metrics_requests(struct sr_docker *d, struct sr_docker__collect_req *list);
+void sr_docker__on_metrics_timer(int fd, short kind, void *arg);
+/* Answers and frees a request list (cb(status) for each). */
+void sr_docker__collect_answer(struct sr_docker__collect_req *list, int status);
+/* Stopping, after http is freed: fails what waits (-1), frees the rounds. */
+void sr_docker__metrics_teardown(struct sr_docker *d);
 
 #endif

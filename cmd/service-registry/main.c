@@ -56,6 +56,11 @@ static int hook_resync(void *ctx, sr_api_done_cb done, void *arg)
     return sr_docker_request_resync(ctx, done, arg);
 }
 
+static int hook_collect(void *ctx, const char *service_id, sr_api_done_cb done, void *arg)
+{
+    return sr_docker_collect_metrics(ctx, service_id, done, arg);
+}
+
 /* The publisher's health.check body is the /health document. The API
  * exists only after the publisher (which must hook the cache before any
  * writer starts), hence the indirection. */
@@ -114,6 +119,7 @@ static int run(const struct sr_config *cfg)
         .refresh_interval_sec = cfg->refresh_interval_sec,
     };
     struct sr_api_hooks hooks = {.resync = hook_resync,
+                                 .collect_metrics = hook_collect,
                                  .ctx = docker,
                                  .publisher_status = hook_publisher_status,
                                  .pub_ctx = publisher};

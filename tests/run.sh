@@ -33,7 +33,7 @@ run_suite() { # dir, meson test args...
 }
 
 if setup build-test; then
-    run_suite build-test --suite unit --suite integration
+    run_suite build-test --suite unit --suite integration --suite e2e
 else
     failed_build=$((failed_build + 1))
 fi

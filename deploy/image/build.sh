@@ -28,6 +28,10 @@ cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/" 2>/dev/null || true
 printf 'root:x:0:0:root:/:/usr/local/bin/service-registry\nnobody:x:65534:65534:nobody:/:/nonexistent\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 cp deploy/image/Dockerfile "$ctx/"
-DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >/dev/null
+# The legacy builder needs nothing but the daemon (BuildKit may be absent).
+if ! DOCKER_BUILDKIT=0 docker build -q -t "$image" "$ctx" >"$ctx/build.log" 2>&1; then
+    cat "$ctx/build.log" >&2
+    exit 1
+fi
 size=$(docker image inspect -f '{{.Size}}' "$image")
 echo "built $image ($((size / 1024)) KiB)"

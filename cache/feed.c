@@ -62,29 +62,7 @@ void sr_event_release(struct sr_event *ev)
 
 /* ---- bodies ---------------------------------------------------------------- */
 
-/* A growable byte buffer for assembling bodies from pre-serialised parts. */
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void buf_put(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = sr_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_put(b, s, strlen(s));
-}
-
-static struct sr_event *finish(struct buf *b, uint64_t rev, const char *key)
+static struct sr_event *finish(struct sr_buf *b, uint64_t rev, const char *key)
 {
     struct sr_event *ev = sr_calloc(1, sizeof(*ev));
     atomic_init(&ev->refs, 1);
@@ -95,19 +73,19 @@ static struct sr_event *finish(struct buf *b, uint64_t rev, const char *key)
     return ev;
 }
 
-static void head(struct buf *b, const char *key, const char *ts, uint64_t rev)
+static void head(struct sr_buf *b, const char *key, const char *ts, uint64_t rev)
 {
     char tmp[128];
-    buf_str(b, "{\"event\":\"");
-    buf_str(b, key); /* keys are service.*, metrics.<docker name>: no escaping needed */
+    sr_buf_puts(b, "{\"event\":\"");
+    sr_buf_puts(b, key); /* keys are service.*, metrics.<docker name>: no escaping needed */
     snprintf(tmp, sizeof(tmp), "\",\"timestamp\":\"%s\",\"cache_version\":%llu,", ts,
              (unsigned long long)rev);
-    buf_str(b, tmp);
+    sr_buf_puts(b, tmp);
 }
 
 struct sr_event *sr_cache__event_for_change(const struct sr_change *ch, const char *ts)
 {
-    struct buf b = {0};
+    struct sr_buf b = {0};
     char key[320];
     size_t len;
     const char *body = sr_svc_body(ch->svc, &len);
@@ -128,33 +106,33 @@ struct sr_event *sr_cache__event_for_change(const struct sr_change *ch, const ch
     head(&b, key, ts, ch->version);
     if (ch->kind == SR_CHANGE_METRICS) {
         /* Docker names are [A-Za-z0-9][A-Za-z0-9_.-]*: safe inside quotes. */
-        buf_str(&b, "\"service\":\"");
-        buf_str(&b, sr_svc_name(ch->svc));
-        buf_str(&b, "\",\"metrics\":");
+        sr_buf_puts(&b, "\"service\":\"");
+        sr_buf_puts(&b, sr_svc_name(ch->svc));
+        sr_buf_puts(&b, "\",\"metrics\":");
     } else {
-        buf_str(&b, "\"service\":");
+        sr_buf_puts(&b, "\"service\":");
     }
-    buf_put(&b, body, len);
-    buf_str(&b, "}");
+    sr_buf_put(&b, body, len);
+    sr_buf_puts(&b, "}");
     return finish(&b, ch->version, key);
 }
 
 struct sr_event *sr_cache__event_resync(const struct sr_snapshot *snap, uint64_t rev,
                                         const char *ts)
 {
-    struct buf b = {0};
+    struct sr_buf b = {0};
     char tmp[64];
     head(&b, "services.updated", ts, rev);
     snprintf(tmp, sizeof(tmp), "\"count\":%zu,\"services\":[", sr_snapshot_count(snap));
-    buf_str(&b, tmp);
+    sr_buf_puts(&b, tmp);
     for (size_t i = 0; i < sr_snapshot_count(snap); i++) {
         size_t len;
         const char *body = sr_svc_body(sr_snapshot_at(snap, i), &len);
         if (i)
-            buf_str(&b, ",");
-        buf_put(&b, body, len);
+            sr_buf_puts(&b, ",");
+        sr_buf_put(&b, body, len);
     }
-    buf_str(&b, "]}");
+    sr_buf_puts(&b, "]}");
     return finish(&b, rev, "services.updated");
 }
 

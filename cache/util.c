@@ -51,6 +51,22 @@ char *sr_strndup(const char *s, size_t n)
     return p;
 }
 
+void sr_buf_put(struct sr_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = sr_realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void sr_buf_puts(struct sr_buf *b, const char *s)
+{
+    sr_buf_put(b, s, strlen(s));
+}
+
 double sr_now(void)
 {
     struct timespec ts;

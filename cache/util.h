@@ -13,6 +13,17 @@ void *sr_realloc(void *p, size_t n);
 char *sr_strdup(const char *s);
 char *sr_strndup(const char *s, size_t n);
 
+/* A growable byte buffer for assembling bodies from pre-serialised parts.
+ * Zero-initialise it; `p` is malloc'd, NUL-terminated, and the caller's to
+ * free (or to keep) when done. */
+struct sr_buf {
+    char *p;
+    size_t len, cap;
+};
+
+void sr_buf_put(struct sr_buf *b, const char *s, size_t n);
+void sr_buf_puts(struct sr_buf *b, const char *s);
+
 /* Wall clock as Unix seconds with a fraction. */
 double sr_now(void);
 /* Monotonic clock in seconds (for intervals and deadlines). */

@@ -24,26 +24,9 @@ void sr_publisher__msg_free(struct sr_pub_msg *m)
     free(m);
 }
 
-/* A growable byte buffer for assembling bodies from pre-serialised parts. */
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = sr_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
 /* The envelope's members, without the closing brace, e.g.
  * {"event":"x","timestamp":"t","cache_version":1 (jansson escapes). */
-static int envelope_open(struct buf *b, const char *event, double ts, uint64_t version)
+static int envelope_open(struct sr_buf *b, const char *event, double ts, uint64_t version)
 {
     char tbuf[40];
     json_t *o =
@@ -53,7 +36,7 @@ static int envelope_open(struct buf *b, const char *event, double ts, uint64_t v
     json_decref(o);
     if (s == NULL) /* an event name that is not UTF-8 */
         return -1;
-    put(b, s, strlen(s) - 1);
+    sr_buf_put(b, s, strlen(s) - 1);
     free(s);
     return 0;
 }
@@ -61,7 +44,7 @@ static int envelope_open(struct buf *b, const char *event, double ts, uint64_t v
 char *sr_publisher__wrap(const char *event, double ts, uint64_t version, const char *key,
                          const char *raw, size_t raw_len, size_t *len)
 {
-    struct buf b = {0};
+    struct sr_buf b = {0};
     json_t *k = json_string(key);
     char *kq = k ? json_dumps(k, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
     json_decref(k);
@@ -70,11 +53,11 @@ char *sr_publisher__wrap(const char *event, double ts, uint64_t version, const c
         free(b.p);
         return NULL;
     }
-    put(&b, ",", 1);
-    put(&b, kq, strlen(kq));
-    put(&b, ":", 1);
-    put(&b, raw, raw_len);
-    put(&b, "}", 1);
+    sr_buf_put(&b, ",", 1);
+    sr_buf_put(&b, kq, strlen(kq));
+    sr_buf_put(&b, ":", 1);
+    sr_buf_put(&b, raw, raw_len);
+    sr_buf_put(&b, "}", 1);
     free(kq);
     *len = b.len;
     return b.p;

@@ -5,11 +5,20 @@
  *   knowledge if its first 24 bytes are the connection preface
  *   ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", RFC 9113 §3.4), otherwise HTTP/1.1
  *   with keep-alive. HTTP/2 runs on an nghttp2 server session.
- * - The server runs on its own thread with its own event base. Handlers only
- *   read cache snapshots: a response holds a snapshot reference until its
- *   last byte is written, and sends the snapshot's pre-serialised bytes.
- * - Requests that need another thread (POST /cache/refresh) are parked: the
- *   hook's completion is marshalled back to the API thread before answering.
+ * - The server runs on API_THREADS worker threads (default 1), each with its
+ *   own event base; worker 0 accepts and hands connections round-robin.
+ *   Handlers only read cache snapshots: a response holds a snapshot
+ *   reference until its last byte is written, and sends the snapshot's
+ *   pre-serialised bytes by reference (no copy, no re-serialisation).
+ * - Requests that need another thread (POST /cache/refresh, POST
+ *   /services/{name}/metrics) are parked: the hook's completion is
+ *   marshalled back to the worker that parked it before answering.
+ * - Limits (struct sr_api_opts): connections over max_connections get 503 /
+ *   GOAWAY; a request head must complete within header_timeout_sec; idle
+ *   connections close after idle_timeout_sec; a client that does not read
+ *   stops being read (its memory stays bounded).
+ * - Watchers (long-polls with ?index=&wait=, GET /events/stream) are parked
+ *   on the event loop too; the cache's change listener wakes them.
  */
 #ifndef SR_API_H
 #define SR_API_H
@@ -54,6 +63,8 @@ struct sr_api_hooks {
 #define SR_API_DEFAULT_HEADER_TIMEOUT_SEC 10
 #define SR_API_DEFAULT_MAX_HEADER_BYTES 65536
 #define SR_API_DEFAULT_MAX_REQUEST_LINE 8192
+#define SR_API_DEFAULT_SSE_HEARTBEAT_SEC 15
+#define SR_API_DEFAULT_SSE_BUFFER_BYTES (1024 * 1024)
 
 struct sr_api_opts {
     const char *host;              /* "0.0.0.0", "127.0.0.1", "::", ... */
@@ -74,6 +85,13 @@ struct sr_api_opts {
                                         header section, h2 header list -> 431 */
     unsigned max_request_line;       /* API_MAX_REQUEST_LINE 256-1048576: HTTP/1.1
                                         request line, h2 :path -> 414 */
+    /* GET /events/stream. 0 = the environment variable of the same name if
+     * set (until cmd/ passes it), else the default above. */
+    unsigned sse_heartbeat_sec;      /* SSE_HEARTBEAT_SEC 1-3600: ": heartbeat"
+                                        comment period */
+    unsigned sse_buffer_bytes;       /* SSE_BUFFER_BYTES 4096-1073741824: bytes a
+                                        client may have unsent before it is sent
+                                        resync_required instead */
 };
 
 /* Creates the server and binds + listens now, so a bad HOST/PORT is reported
@@ -99,6 +117,8 @@ int sr_api_start(struct sr_api *api);
  * to `grace_ms`, then closes everything and joins the thread. Main thread;
  * idempotent. */
 void sr_api_stop(struct sr_api *api, unsigned grace_ms);
-void sr_api_free(struct sr_api *api); /* stops first if needed; NULL ok */
+/* Stops first if needed; NULL ok. The cache may still be written
+ * afterwards: the server's change listener then does nothing. */
+void sr_api_free(struct sr_api *api);
 
 #endif

@@ -9,7 +9,13 @@
  *   http2.c      h2c connections on an nghttp2 server session
  *   routes.c     pure router: request -> response (ETag, 304, filters)
  *   refresh.c    parked requests (POST /cache/refresh, POST
- *                /services/{name}/metrics) and the cross-thread mailbox
+ *                /services/{name}/metrics, long-polls) and the cross-thread
+ *                mailbox
+ *   watch.c      change fan-out: the cache's event listener, one hub per
+ *                worker (inbox, parked long-polls, SSE clients, heartbeat)
+ *   sse.c        GET /events/stream clients, and their HTTP/1.1 transport
+ *   watch_parse.c pure: wait=, query parameters, topic patterns, SSE framing
+ *   prom.c       pure: GET /metrics and GET /sd/prometheus bodies, counters
  *
  * Everything here runs on the worker thread that owns the connection,
  * except where a comment says otherwise (sr_api__mailbox_* completion, the
@@ -57,6 +63,8 @@ struct sr_api__response {
     char etag[64];            /* entity-tag with its quotes (maybe W/), "" = none */
     char tail[48];
     size_t tail_len;
+    bool has_index;  /* send X-Registry-Index: index (read answers) */
+    uint64_t index;  /* the cache version the answer reflects */
 };
 
 /* Total content length: len + tail_len. */
@@ -93,13 +101,29 @@ struct sr_api__router {
     void *pub_ctx;
     double started_mono;  /* sr_mono() at start, for uptime_sec */
     double (*now)(void);  /* wall clock (sr_now); tests inject one */
+    struct sr_api__stats *stats; /* request and watch counters, or NULL */
 };
+
+/* A short-lived copy of the /health answer, one per worker thread (no
+ * lock): the document is built with jansson per request, and health is
+ * what monitors poll hardest. */
+struct sr_api__health_cache {
+    double until; /* sr_mono() after which it is rebuilt */
+    int status;
+    char *body; /* owned */
+    size_t len;
+    char etag[64];
+};
+#define SR_API_HEALTH_TTL 0.1 /* seconds */
 
 /* One request as the router sees it (all borrowed). */
 struct sr_api__request {
     const char *method;
     const char *target;        /* as sent: path and query; absolute-form ok */
     const char *if_none_match; /* NULL when absent */
+    const char *last_event_id; /* Last-Event-ID (SSE resume), NULL when absent */
+    bool no_wait;              /* ignore index=/wait= (a woken long-poll) */
+    struct sr_api__health_cache *health_cache; /* the caller thread's, or NULL */
 };
 
 enum sr_api__route_result {
@@ -112,13 +136,27 @@ enum sr_api__park_kind {
     SR_API_PARK_NONE = 0,
     SR_API_PARK_REFRESH = 1, /* POST /cache/refresh: hooks->resync */
     SR_API_PARK_METRICS = 2, /* POST /services/{name}/metrics: hooks->collect_metrics */
+    SR_API_PARK_WATCH = 3,   /* GET ...?index=R&wait=T: a long-poll (watch.c) */
+    SR_API_PARK_STREAM = 4,  /* GET /events/stream: the transport starts an SSE
+                                client (sse.c); never goes to sr_api__park_start */
 };
 
 /* What a parked request waits for. Owns its strings. */
 struct sr_api__park {
     enum sr_api__park_kind kind;
-    char *name; /* METRICS: the service name */
+    char *name; /* METRICS: the service name; WATCH on /services/{name}/metrics too */
     char *id;   /* METRICS: its Docker ID */
+    /* WATCH: the request to route again (no_wait) once woken */
+    char *target, *if_none_match;
+    bool head;
+    uint64_t index;   /* WATCH: answer once the cache is past this revision */
+    uint64_t wait_ms; /* WATCH: at most this long (before jitter) */
+    /* STREAM: resume after `since` (Last-Event-ID or ?since=) when has_since;
+     * `types`: the decoded ?types= patterns, comma-separated, or NULL. */
+    bool has_since;
+    uint64_t since;
+    char *types;
+    int endpoint, method; /* for the request counters (sr_api__count) */
 };
 
 /* Routes one request. HEAD gets the GET answer: the caller sends the
@@ -330,9 +368,11 @@ struct sr_api__worker {
     struct event_base *base;
     struct event *stop_ev, *grace_ev, *inbox_ev;
     struct sr_api__mailbox *mb;
+    struct sr_api__hub *hub; /* watch.c: long-polls and SSE clients of this worker */
     struct sr_api__conn *conns;
     size_t nconns;
     bool stopping; /* this thread: graceful stop under way */
+    struct sr_api__health_cache health;
     pthread_t thread;
     bool thread_started;
     time_t date_sec;
@@ -355,6 +395,10 @@ struct sr_api {
     unsigned nworkers;
     atomic_uint nconns;    /* open connections, all workers */
     atomic_uint nrefusing; /* refused connections still being answered */
+    struct sr_api__stats *stats;  /* watch.c: counters, shared by the workers */
+    struct sr_api__relay *relay;  /* watch.c: the cache's event listener */
+    unsigned sse_heartbeat_sec;   /* resolved SSE options */
+    size_t sse_buffer_bytes;
     char where[80];        /* "127.0.0.1:5001", for messages */
     unsigned port;
     unsigned grace_ms;     /* written by sr_api_stop before waking the threads */
@@ -378,5 +422,167 @@ struct sr_api__upgrade {
  * session upgraded from `u` (RFC 7540 §3.2), answers stream 1, and returns
  * what the connection does next. The 101 must already be queued. */
 int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *u);
+
+/* ---- watching: long-polls, SSE, Prometheus ------------------------------------ */
+
+struct sr_api__hub;
+struct sr_api__relay;
+struct sr_api__watcher;
+struct sr_api__sse;
+struct sr_buf;
+struct sr_event;
+struct sr_snapshot;
+struct sr_cache_stats;
+
+#define SR_API_WAIT_DEFAULT_MS (5u * 60 * 1000) /* Consul's default */
+#define SR_API_WAIT_MAX_MS (10u * 60 * 1000)    /* ... and maximum */
+#define SR_API_SSE_MAX_TYPES 16                 /* ?types= patterns */
+#define SR_API_TOPIC_MAX_WORDS 32               /* words in a pattern or key */
+#define SR_API_TOPIC_MAX_LEN 255                /* bytes in a pattern */
+
+/* watch_parse.c (pure) */
+
+/* A Consul wait= value: "30s", "5m", "1m30s", "1.5s", "250ms", "2h", or plain
+ * seconds "30". Returns 0 with *ms (unclamped; huge values saturate), or -1. */
+int sr_api__parse_wait(const char *s, size_t len, uint64_t *ms);
+/* The raw (undecoded) value of the first `name` parameter of q[0..qlen). */
+bool sr_api__query_get(const char *q, size_t qlen, const char *name, const char **val,
+                       size_t *vlen);
+/* Whole-string decimal, no sign, no blanks. Returns 0 or -1. */
+int sr_api__parse_u64(const char *s, size_t len, uint64_t *out);
+/* AMQP 0-9-1 topic match of a dot-separated routing key: '*' is exactly one
+ * word, '#' zero or more ("service.*", "metrics.#", "#"). */
+bool sr_api__topic_match(const char *pattern, const char *key);
+
+/* A ?types= filter: patterns (owned), any of which may match. */
+struct sr_api__types {
+    char **v;
+    size_t n;
+};
+/* Parses a comma-separated list (blanks around items ignored, empty items
+ * skipped; NULL = no filter). Returns 0, or -1 when over SR_API_SSE_MAX_TYPES
+ * patterns, SR_API_TOPIC_MAX_LEN bytes or SR_API_TOPIC_MAX_WORDS words. */
+int sr_api__types_parse(const char *list, struct sr_api__types *t);
+bool sr_api__types_match(const struct sr_api__types *t, const char *key); /* n == 0: true */
+void sr_api__types_free(struct sr_api__types *t);
+
+/* Appends one SSE event to b: "id: N\n" (with_id), "event: NAME\n" (event
+ * non-NULL), one "data: " line per line of data[0..len) (split at CRLF, LF,
+ * CR, so the client's reassembly gives the bytes back), then "\n". */
+void sr_api__sse_frame(struct sr_buf *b, bool with_id, uint64_t id, const char *event,
+                       const char *data, size_t len);
+
+/* prom.c: request counters and the Prometheus bodies */
+
+enum sr_api__endpoint {
+    SR_API_EP_OTHER = 0, /* unknown paths, malformed requests */
+    SR_API_EP_HEALTH,
+    SR_API_EP_SERVICES,
+    SR_API_EP_SERVICE,
+    SR_API_EP_SERVICE_METRICS,
+    SR_API_EP_CACHE_STATS,
+    SR_API_EP_CACHE_REFRESH,
+    SR_API_EP_CACHE_CLEAR,
+    SR_API_EP_EVENTS,
+    SR_API_EP_EVENTS_STREAM,
+    SR_API_EP_METRICS,
+    SR_API_EP_SD_PROMETHEUS,
+    SR_API_EP_COUNT
+};
+#define SR_API_METHOD_COUNT 4 /* GET, HEAD, POST, other */
+#define SR_API_CODE_COUNT 14  /* see prom.c codes[] */
+
+/* Shared by every worker: relaxed atomics (counters and gauges that only
+ * need to add up, not to order anything). */
+struct sr_api__stats {
+    atomic_uint_least64_t requests[SR_API_EP_COUNT][SR_API_METHOD_COUNT][SR_API_CODE_COUNT];
+    atomic_uint_least64_t resync_changes;   /* changes only a full refresh found */
+    atomic_uint_least64_t longpoll_wakeups; /* long-polls answered by a change */
+    atomic_uint_least64_t sse_events;       /* events written to SSE clients */
+    atomic_uint_least64_t sse_resyncs;      /* resync_required sent */
+    atomic_uint_least64_t sse_behind;       /* times a client fell behind its buffer */
+    atomic_int_least64_t longpolls;         /* gauge: parked long-polls */
+    atomic_int_least64_t sse_clients;       /* gauge: open SSE streams */
+    double started;                         /* wall clock at sr_api_new */
+};
+
+int sr_api__method_index(const char *method);
+/* Counts one answered request; st NULL is a no-op. Any thread. */
+void sr_api__count(struct sr_api__stats *st, int endpoint, const char *method, int status);
+
+struct sr_api__prom_input {
+    const struct sr_cache_stats *cache;
+    const struct sr_snapshot *snap;    /* per-service series */
+    const struct sr_api__stats *stats; /* NULL: request/watch series are 0 */
+    const json_t *publisher;           /* publisher_status() object, or NULL */
+};
+/* The text exposition format 0.0.4 body (malloc'd, *len set). Pure. */
+char *sr_api__prom_metrics(const struct sr_api__prom_input *in, size_t *len);
+/* The Prometheus HTTP SD body for the services of snap (malloc'd). Pure. */
+char *sr_api__prom_sd(const struct sr_snapshot *snap, size_t *len);
+/* Formatting pieces (for tests): a label value with \\, \" and \n escaped,
+ * a sample value (integers exactly, NaN, +Inf, -Inf, else the shortest
+ * text that reads back the same), and a
+ * label name from any string ([a-zA-Z0-9_], anything else -> '_'). */
+void sr_api__prom_label_value(struct sr_buf *b, const char *v);
+void sr_api__prom_value(struct sr_buf *b, double v);
+void sr_api__prom_label_name(struct sr_buf *b, const char *s);
+
+/* watch.c: the fan-out. Main thread unless stated. */
+
+/* sr_api_new, after the limits: counters, SSE options, and the cache's
+ * event listener. Returns 0 or -1 with err. */
+int sr_api__watch_init(struct sr_api *api, const struct sr_api_opts *opts, char *err,
+                       size_t errlen);
+/* sr_api_free, threads joined: the listener stops reaching this server. */
+void sr_api__watch_detach(struct sr_api *api);
+void sr_api__watch_free(struct sr_api *api);
+/* One hub per worker, made in worker_init; freed after its connections. */
+struct sr_api__hub *sr_api__hub_new(struct sr_api__worker *w);
+void sr_api__hub_free(struct sr_api__hub *hub);
+/* Worker thread, graceful stop began: parked long-polls are answered now,
+ * SSE streams end after what is queued. A top-level callback only. */
+void sr_api__hub_stop(struct sr_api__hub *hub);
+
+/* refresh.c calls these for SR_API_PARK_WATCH. watch_park takes the
+ * pending record's second ("hook's") reference: it later calls
+ * sr_api__pending_fire(p) exactly once, unless sr_api__watch_drop came
+ * first (the owner went away). Returns the watcher, or NULL when it fired
+ * at once. Worker thread. */
+struct sr_api__watcher *sr_api__watch_park(struct sr_api__worker *w,
+                                           const struct sr_api__park *park,
+                                           struct sr_api__pending *p);
+void sr_api__watch_drop(struct sr_api__watcher *wt);
+void sr_api__pending_fire(struct sr_api__pending *p);
+
+/* sse.c: one GET /events/stream client. The transport owns it. */
+struct sr_api__sse_ops {
+    /* Bytes were queued for this client: hand them on (HTTP/1.1: to the
+     * output; h2: resume the deferred stream and send). Called only from
+     * top-level callbacks; it may free the connection, and so the client. */
+    void (*kick)(void *owner);
+    /* Bytes handed to the transport and not yet written, counted against
+     * the client's buffer; NULL = none. */
+    size_t (*backlog)(void *owner);
+};
+/* Registers a client in w's hub and queues the replay (or resync_required)
+ * that `park` (SR_API_PARK_STREAM) asks for; *index = the revision it
+ * starts from. Never fails. Worker thread. */
+struct sr_api__sse *sr_api__sse_new(struct sr_api__worker *w, const struct sr_api__park *park,
+                                    const struct sr_api__sse_ops *ops, void *owner,
+                                    uint64_t *index);
+/* Moves up to `len` queued bytes into buf. 0 with *eof false: nothing
+ * queued now (h2: defer); *eof true: the stream is over (graceful stop). */
+size_t sr_api__sse_read(struct sr_api__sse *s, uint8_t *buf, size_t len, bool *eof);
+void sr_api__sse_free(struct sr_api__sse *s); /* NULL ok */
+/* HTTP/1.1: after routing GET /events/stream, replaces c's HTTP/1.1 state
+ * (c->proto->free) with an SSE stream: writes the head (close-delimited
+ * body) and the replay. Takes over *park. Returns what c does next. */
+int sr_api__sse_h1_start(struct sr_api__conn *c, struct sr_api__park *park, int minor);
+/* sse.c internals the hub drives (worker thread, top-level callbacks). */
+void sr_api__sse_deliver(struct sr_api__hub *hub, struct sr_event *const *evs, size_t n,
+                         bool overflow);
+void sr_api__sse_heartbeat(struct sr_api__hub *hub);
+void sr_api__sse_stop_all(struct sr_api__hub *hub);
 
 #endif

@@ -378,13 +378,16 @@ size_t sr_api__h1_format_head(char *buf, size_t cap, const struct sr_api__respon
     const char *conn = !keep_alive      ? "Connection: close\r\n"
                        : req_minor == 0 ? "Connection: keep-alive\r\n"
                                         : "";
-    char type[160] = "", etag[96] = "";
+    char type[160] = "", etag[96] = "", index[48] = "";
     /* A 304 carries neither type nor length (RFC 9110 §15.4.5, §8.6). */
     if (r->status != 304)
         snprintf(type, sizeof(type), "Content-Type: %s\r\nContent-Length: %zu\r\n",
                  r->content_type, sr_api__response_length(r));
     if (r->etag[0])
         snprintf(etag, sizeof(etag), "ETag: %s\r\n", r->etag);
+    if (r->has_index)
+        snprintf(index, sizeof(index), "X-Registry-Index: %llu\r\n",
+                 (unsigned long long)r->index);
     int n =
         snprintf(buf, cap,
                  "HTTP/1.1 %d %s\r\n"
@@ -392,11 +395,11 @@ size_t sr_api__h1_format_head(char *buf, size_t cap, const struct sr_api__respon
                  "Date: %s\r\n"
                  "Server: " SR_API_SERVER_HEADER "\r\n"
                  "Cache-Control: no-cache\r\n"
-                 "%s"
+                 "%s%s"
                  "%s%s%s"
                  "%s"
                  "\r\n",
-                 r->status, sr_api__reason(r->status), type, date, etag,
+                 r->status, sr_api__reason(r->status), type, date, etag, index,
                  r->allow ? "Allow: " : "", r->allow ? r->allow : "", r->allow ? "\r\n" : "", conn);
     if (n < 0 || (size_t)n >= cap)
         return 0;

@@ -40,6 +40,10 @@ struct h1 {
     bool pending_keep;               /* ... and may keep the connection */
     int pending_minor;
     bool peer_done;  /* EOF seen: close after the last answer */
+    /* GET /events/stream routed: the connection becomes an event stream
+     * (sse.c) once the parser loop has returned. */
+    bool streaming;
+    int stream_minor;
     bool served_any; /* a request was answered: IDLE, not HEAD, between them */
     /* An accepted Upgrade: h2c, done once the parser loop has returned. */
     bool upgrading;
@@ -188,9 +192,16 @@ static int dispatch(struct h1 *h, const struct sr_api__h1_request *req)
         .method = req->method,
         .target = req->target,
         .if_none_match = sr_api__h1_header(req, "if-none-match"),
+        .last_event_id = sr_api__h1_header(req, "last-event-id"),
+        .health_cache = &c->w->health,
     };
     struct sr_api__response r;
     if (sr_api__route(&api->router, &rq, &r, &h->park) == SR_API_ROUTE_PARK) {
+        if (h->park.kind == SR_API_PARK_STREAM) {
+            h->streaming = true; /* run() hands over once the parser is done */
+            h->stream_minor = req->minor;
+            return SR_API_CONN_KEEP;
+        }
         h->pending = sr_api__park_start(c->w, &h->park, on_parked_done, h);
         if (h->pending != NULL) {
             h->pending_head = head;
@@ -229,6 +240,7 @@ static int answer_error(struct h1 *h, int status)
             message = errors[i].message;
         }
     sr_log(SR_LOG_DEBUG, "api", "%s: refused: %d %s (h1)", h->conn->peer, status, code);
+    sr_api__count(h->conn->api->stats, SR_API_EP_OTHER, "other", status);
     struct sr_api__response r;
     sr_api__error_response(&r, status, code, message);
     if (send_response(h, &r, false, false, 1) != 0)
@@ -245,7 +257,7 @@ static int process(struct h1 *h)
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer *out = bufferevent_get_output(bev);
 
-    while (h->pending == NULL && !h->upgrading) {
+    while (h->pending == NULL && !h->upgrading && !h->streaming) {
         if (evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH) {
             /* A client pipelining without reading: resume in on_write. */
             bufferevent_disable(bev, EV_READ);
@@ -265,7 +277,7 @@ static int process(struct h1 *h)
                 return next;
         }
     }
-    if (h->upgrading)
+    if (h->upgrading || h->streaming)
         return SR_API_CONN_KEEP;
     if (h->pending == NULL && h->peer_done)
         return evbuffer_get_length(out) ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
@@ -294,6 +306,8 @@ static void set_timer(struct h1 *h)
 static int run(struct h1 *h)
 {
     int next = process(h);
+    if (h->streaming && next == SR_API_CONN_KEEP)
+        return sr_api__sse_h1_start(h->conn, &h->park, h->stream_minor); /* frees h */
     if (!h->upgrading || next != SR_API_CONN_KEEP) {
         if (next == SR_API_CONN_KEEP)
             set_timer(h);
@@ -333,6 +347,10 @@ static int on_eof(struct sr_api__conn *c)
 {
     struct h1 *h = c->impl;
     h->peer_done = true;
+    /* A client that leaves a long-poll has given up on it (as Consul
+     * clients do): no need to hold the connection until the wait ends. */
+    if (h->pending != NULL && h->park.kind == SR_API_PARK_WATCH)
+        return SR_API_CONN_CLOSE;
     /* A half-closed client may still read: answer what it already sent. */
     if (h->pending != NULL) {
         bufferevent_disable(c->bev, EV_READ);

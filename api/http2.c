@@ -60,6 +60,7 @@ struct stream {
     char method[24];
     char *path;          /* owned */
     char *if_none_match; /* owned, or NULL */
+    char *last_event_id; /* owned, or NULL */
     size_t nheaders, header_bytes;
     uint64_t body_len;
     int error;        /* status to answer instead of routing, or 0 */
@@ -72,6 +73,7 @@ struct stream {
     size_t wire_off; /* bytes of the body already put in the output */
     struct sr_api__pending *pending;
     struct sr_api__park park;
+    struct sr_api__sse *sse; /* GET /events/stream: a long-lived response */
 };
 
 struct h2 {
@@ -85,6 +87,11 @@ struct h2 {
     bool ping_sent;     /* PING submitted after the notice went out */
     bool goaway_sent;   /* final GOAWAY submitted */
     bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
+    /* A frame-header scanner ahead of nghttp2 (see scan()). */
+    size_t scan_skip;      /* bytes of preface or payload still to pass */
+    uint8_t scan_hd[9];    /* the frame header being gathered */
+    size_t scan_hd_len;
+    int32_t max_client_id; /* highest client stream ID seen */
 };
 
 /* ---- bodies and streams ------------------------------------------------------ */
@@ -140,9 +147,11 @@ static void stream_free(struct stream *s)
     mark_complete(s);
     sr_api__pending_cancel(s->pending);
     sr_api__park_clear(&s->park);
+    sr_api__sse_free(s->sse);
     body_unref(s->body);
     free(s->path);
     free(s->if_none_match);
+    free(s->last_event_id);
     free(s);
 }
 
@@ -224,10 +233,11 @@ static void respond(struct stream *s, struct sr_api__response *r)
     r = &s->body->r;
     s->wire_off = 0;
 
-    char status[8], len[24];
+    char status[8], len[24], index[24];
     snprintf(status, sizeof(status), "%d", r->status);
     snprintf(len, sizeof(len), "%zu", sr_api__response_length(r));
-    nghttp2_nv nva[8];
+    snprintf(index, sizeof(index), "%llu", (unsigned long long)r->index);
+    nghttp2_nv nva[10];
     size_t n = 0;
     nva[n++] = (nghttp2_nv)NVC(":status", status);
     if (r->status != 304) {
@@ -241,6 +251,8 @@ static void respond(struct stream *s, struct sr_api__response *r)
         nva[n++] = (nghttp2_nv)NVC("etag", r->etag);
     if (r->allow)
         nva[n++] = (nghttp2_nv)NVS("allow", r->allow);
+    if (r->has_index)
+        nva[n++] = (nghttp2_nv)NVC("x-registry-index", index);
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_body};
     bool nobody = s->head || r->status == 304 || sr_api__response_length(r) == 0;
     s->responded = true;
@@ -252,12 +264,67 @@ static void respond(struct stream *s, struct sr_api__response *r)
 
 static void respond_error(struct stream *s, int status, const char *code, const char *message)
 {
+    sr_api__count(s->h2->conn->api->stats, SR_API_EP_OTHER, "other", status);
     struct sr_api__response r;
     sr_api__error_response(&r, status, code, message);
     respond(s, &r);
 }
 
 static int flush(struct h2 *h2);
+
+/* ---- GET /events/stream (sse.c) ---------------------------------------------- */
+
+/* A DATA source that defers while the client's queue is empty; the hub
+ * resumes it (kick) when events arrive (nghttp2_session_resume_data). */
+static ssize_t read_sse(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                        uint32_t *flags, nghttp2_data_source *source, void *user_data)
+{
+    (void)session;
+    (void)id;
+    (void)user_data;
+    struct stream *s = source->ptr;
+    bool eof = false;
+    size_t n = sr_api__sse_read(s->sse, buf, length, &eof);
+    if (eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    else if (n == 0)
+        return NGHTTP2_ERR_DEFERRED;
+    return (ssize_t)n;
+}
+
+/* From a top-level callback (the hub's): may close the connection. */
+static void kick_sse(void *owner)
+{
+    struct stream *s = owner;
+    struct h2 *h2 = s->h2;
+    nghttp2_session_resume_data(h2->session, s->id); /* an error: not deferred */
+    sr_api__conn_next(h2->conn, flush(h2));
+}
+
+static const struct sr_api__sse_ops sse_ops = {.kick = kick_sse};
+
+static void start_sse(struct stream *s)
+{
+    struct h2 *h2 = s->h2;
+    uint64_t idx = 0;
+    s->sse = sr_api__sse_new(h2->conn->w, &s->park, &sse_ops, s, &idx);
+    sr_api__park_clear(&s->park);
+    char index[24];
+    snprintf(index, sizeof(index), "%llu", (unsigned long long)idx);
+    nghttp2_nv nva[] = {
+        NVS(":status", "200"),
+        NVS("content-type", "text/event-stream"),
+        NVC("date", sr_api__date(h2->conn->w)),
+        NVS("server", SR_API_SERVER_HEADER),
+        NVS("cache-control", "no-cache"),
+        NVC("x-registry-index", index),
+    };
+    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_sse};
+    s->responded = true;
+    int rv = nghttp2_submit_response(h2->session, s->id, nva, sizeof(nva) / sizeof(nva[0]), &dp);
+    sr_log(SR_LOG_DEBUG, "api", "%s: event stream from revision %s (h2 stream %" PRId32 ")%s%s",
+           h2->conn->peer, index, s->id, rv ? ": " : "", rv ? nghttp2_strerror(rv) : "");
+}
 
 static void on_parked_done(void *owner, int status)
 {
@@ -294,10 +361,17 @@ static void dispatch(struct stream *s)
         respond_error(s, 400, "bad_request", "missing :method or :path");
         return;
     }
-    struct sr_api__request rq = {
-        .method = s->method, .target = s->path, .if_none_match = s->if_none_match};
+    struct sr_api__request rq = {.method = s->method,
+                                 .target = s->path,
+                                 .if_none_match = s->if_none_match,
+                                 .last_event_id = s->last_event_id,
+                                 .health_cache = &c->w->health};
     struct sr_api__response r;
     if (sr_api__route(&api->router, &rq, &r, &s->park) == SR_API_ROUTE_PARK) {
+        if (s->park.kind == SR_API_PARK_STREAM) {
+            start_sse(s);
+            return;
+        }
         s->pending = sr_api__park_start(c->w, &s->park, on_parked_done, s);
         if (s->pending != NULL)
             return;
@@ -369,6 +443,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         /* nghttp2 has validated the digits; refuse early what is too big. */
         if (valuelen > 7 || strtoull((const char *)value, NULL, 10) > SR_API_MAX_BODY)
             s->body_len = SR_API_MAX_BODY + 1;
+    } else if (namelen == 13 && memcmp(name, "last-event-id", 13) == 0) {
+        if (s->last_event_id == NULL && valuelen <= 64)
+            s->last_event_id = sr_strndup((const char *)value, valuelen);
     } else if (namelen == 13 && memcmp(name, "if-none-match", 13) == 0) {
         /* Several fields are one comma-separated list (RFC 9110 §5.3). */
         size_t old = s->if_none_match ? strlen(s->if_none_match) : 0;
@@ -509,6 +586,46 @@ static int flush(struct h2 *h2)
     return SR_API_CONN_KEEP;
 }
 
+/* RFC 9113 §5.1.1: a HEADERS frame opening a stream ID lower than one the
+ * client already used is a connection error (PROTOCOL_ERROR). nghttp2
+ * cannot tell such an implicitly closed stream from one it forgot, and
+ * ignores the frame; this scanner follows the frame headers of the input
+ * to catch it. Returns false on such a frame. */
+static bool scan(struct h2 *h2, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (h2->scan_skip > 0) {
+            size_t k = n < h2->scan_skip ? n : h2->scan_skip;
+            h2->scan_skip -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        size_t k = 9 - h2->scan_hd_len;
+        if (k > n)
+            k = n;
+        memcpy(h2->scan_hd + h2->scan_hd_len, p, k);
+        h2->scan_hd_len += k;
+        p += k;
+        n -= k;
+        if (h2->scan_hd_len < 9)
+            break;
+        h2->scan_hd_len = 0;
+        const uint8_t *hd = h2->scan_hd;
+        h2->scan_skip = (size_t)hd[0] << 16 | (size_t)hd[1] << 8 | hd[2];
+        int32_t id = (int32_t)(((uint32_t)hd[5] << 24 | (uint32_t)hd[6] << 16 |
+                                (uint32_t)hd[7] << 8 | hd[8]) &
+                               0x7fffffffu);
+        if (hd[3] != NGHTTP2_HEADERS || id == 0 || id % 2 == 0)
+            continue; /* nghttp2 judges those */
+        if (id > h2->max_client_id)
+            h2->max_client_id = id;
+        else if (id < h2->max_client_id && nghttp2_session_find_stream(h2->session, id) == NULL)
+            return false;
+    }
+    return true;
+}
+
 static int on_read(struct sr_api__conn *c)
 {
     struct h2 *h2 = c->impl;
@@ -516,6 +633,12 @@ static int on_read(struct sr_api__conn *c)
     while (evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         evbuffer_peek(in, -1, NULL, &v, 1);
+        if (!scan(h2, v.iov_base, v.iov_len)) {
+            sr_log(SR_LOG_DEBUG, "api", "%s: HEADERS on a closed stream ID: GOAWAY", c->peer);
+            evbuffer_drain(in, (size_t)-1);
+            nghttp2_session_terminate_session(h2->session, NGHTTP2_PROTOCOL_ERROR);
+            break;
+        }
         ssize_t n = nghttp2_session_mem_recv(h2->session, v.iov_base, v.iov_len);
         if (n < 0) {
             sr_log(SR_LOG_DEBUG, "api", "%s: h2 recv: %s", c->peer, nghttp2_strerror((int)n));
@@ -598,6 +721,7 @@ static struct h2 *h2_new(struct sr_api__conn *c)
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0)
         goto fail;
+    h2->scan_skip = 24; /* the client preface */
 
     /* Our SETTINGS go first (RFC 9113 §3.4: the server preface). */
     const struct sr_api__limits *lim = &c->api->lim;
@@ -639,6 +763,7 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     s->path = sr_strdup(u->target);
     s->if_none_match = u->if_none_match ? sr_strdup(u->if_none_match) : NULL;
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
+    h2->max_client_id = 1;
     if (rv != 0) {
         sr_log(SR_LOG_DEBUG, "api", "%s: h2c upgrade failed: %s", c->peer, nghttp2_strerror(rv));
         h2_delete(h2);

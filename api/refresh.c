@@ -1,5 +1,5 @@
 /* refresh: parked requests (POST /cache/refresh, POST
- * /services/{name}/metrics).
+ * /services/{name}/metrics, and long-polls: GET ...?index=&wait=).
  *
  * The hook (resync, collect_metrics) runs elsewhere (the Docker thread) and
  * calls `done` from there. `done` only queues the pending record in the
@@ -14,7 +14,11 @@
  *   completion is dropped instead of touching a freed connection.
  * - The mailbox has one reference per live pending record plus the
  *   server's, so a hook finishing after sr_api_free still finds a valid
- *   mailbox; once closed (no event), late completions are just released. */
+ *   mailbox; once closed (no event), late completions are just released.
+ * - A long-poll's "hook" is a watcher on the same worker (watch.c): it
+ *   fires through the same mailbox, so the owner is answered from a
+ *   top-level callback whatever woke it; an owner going away first drops
+ *   the watcher at once (no timer left running for a gone client). */
 #include "api/api_internal.h"
 
 #include <event2/event.h>
@@ -40,6 +44,7 @@ struct sr_api__pending {
     void *owner;
     struct sr_api__mailbox *mb;
     struct sr_api__pending *next;
+    struct sr_api__watcher *watcher; /* a parked long-poll, API thread only */
 };
 
 static void mailbox_unref(struct sr_api__mailbox *mb)
@@ -163,6 +168,10 @@ struct sr_api__pending *sr_api__park_start(struct sr_api__worker *w,
     pthread_mutex_unlock(&mb->mu);
 
     int rc = -1;
+    if (park->kind == SR_API_PARK_WATCH) {
+        p->watcher = sr_api__watch_park(w, park, p);
+        return p;
+    }
     if (park->kind == SR_API_PARK_REFRESH && hooks->resync != NULL)
         rc = hooks->resync(hooks->ctx, on_done, p);
     else if (park->kind == SR_API_PARK_METRICS && hooks->collect_metrics != NULL)
@@ -178,10 +187,21 @@ struct sr_api__pending *sr_api__park_start(struct sr_api__worker *w,
     return p;
 }
 
+void sr_api__pending_fire(struct sr_api__pending *p)
+{
+    p->watcher = NULL;
+    on_done(0, p); /* the watcher's reference goes to the mailbox */
+}
+
 void sr_api__pending_cancel(struct sr_api__pending *p)
 {
     if (p == NULL || p->cancelled)
         return;
+    if (p->watcher != NULL) {
+        sr_api__watch_drop(p->watcher);
+        p->watcher = NULL;
+        pending_unref(p); /* the watcher's */
+    }
     p->cancelled = true;
     p->owner = NULL;
     pending_unref(p);

@@ -39,13 +39,26 @@
  *                                           "stats":<stats>}
  *                                     503  {"error":"refresh_unavailable","message":"..."}
  *                                          (no resync hook)
- *   GET|HEAD /health                  200 healthy|degraded, 503 unhealthy:
+ *   GET|HEAD /health                  200 healthy|degraded, 503 unhealthy (at most
+ *                                     SR_API_HEALTH_TTL old with a worker's cache):
  *       {"status":"healthy"|"degraded"|"unhealthy","reasons":["..."],
  *        "docker":<docker>,"cache":<stats>,"publisher":<publisher>,
  *        "last_refresh":T|null,"version":"0.1.0","uptime_sec":N}
  *   GET|HEAD /events                  200  {"exchange":"name"|null,
  *       "events":[{"event":"services.updated","routing_key":"services.updated",
  *                  "description":"..."}, ...],"publisher":<publisher>}
+ *   GET|HEAD /metrics                 200  Prometheus text format 0.0.4 ("text/plain;
+ *       version=0.0.4"): the registry's counters and per-service gauges (prom.c)
+ *   GET|HEAD /sd/prometheus           200  Prometheus HTTP SD: [{"targets":["name:port"],
+ *       "labels":{"__meta_swarm_service_name":...}}] for the services with an
+ *       autoscaler.metrics.port label (prom.c)
+ *   GET /events/stream                200  text/event-stream, never ends (sse.c):
+ *       "id: R\nevent: <routing key>\ndata: <event body>\n\n" per change;
+ *       Last-Event-ID: R (or ?since=R) resumes after R; "event: resync_required"
+ *       (data: a services.updated body, id: its revision) when R is out of
+ *       the ring; ?types=service.*,metrics.# keeps matching keys (AMQP topic
+ *       syntax; repeatable); ": heartbeat" comments.  400 bad since/types
+ *     HEAD /events/stream             200  the head only
  *   any other path                    404  {"error":"not_found","message":"no route for /x"}
  *   known path, other method          405  {"error":"method_not_allowed","message":"..."}
  *                                          + Allow: "GET, HEAD", "POST" or
@@ -78,7 +91,20 @@
  *                      events, errors, POST answers): they also hold counters
  *                      that move without the version.
  * If-None-Match on GET/HEAD of a 200 answer -> 304 with no body (weak
- * comparison, "*" matches). It is ignored on POST. */
+ * comparison, "*" matches). It is ignored on POST.
+ *
+ * X-Registry-Index: <revision> on every GET/HEAD answer: the cache version
+ * the body reflects (the snapshot's, for snapshot bodies).
+ *
+ * Long-polls (Consul's blocking queries) on GET|HEAD /services,
+ * /services/{name} and /services/{name}/metrics: ?index=R&wait=T. With R
+ * absent or 0, or the cache not exactly at R (past it; or below it, after
+ * a restart), the answer comes at once. Otherwise the request parks
+ * (watch.c) until a change that endpoint shows (service.*,
+ * services.updated; metrics.<name> for the metrics) or T plus up to T/16 of
+ * jitter, and is then answered as without the parameters. T: "30s", "5m",
+ * "1m30s", "250ms" or plain seconds; default 5m, at most 10m (longer is
+ * cut), 0 = the default. A malformed index or wait: 400 bad_request. */
 #include "api/api_internal.h"
 
 #include <jansson.h>
@@ -247,9 +273,13 @@ static void not_modified(struct sr_api__response *r)
 {
     char etag[sizeof(r->etag)];
     memcpy(etag, r->etag, sizeof(etag));
+    bool has_index = r->has_index;
+    uint64_t index = r->index;
     sr_api__response_clear(r);
     r->status = 304;
     memcpy(r->etag, etag, sizeof(etag));
+    r->has_index = has_index;
+    r->index = index;
 }
 
 /* ---- JSON pieces ---------------------------------------------------------- */
@@ -393,13 +423,40 @@ json_t *sr_api__health_json(const struct sr_api__router *rt, int *http_status)
     return body;
 }
 
-static void health(const struct sr_api__router *rt, struct sr_api__response *out)
+static void owned_copy(struct sr_api__response *out, int status, const char *body, size_t len,
+                       const char *etag)
 {
+    memset(out, 0, sizeof(*out));
+    out->status = status;
+    out->content_type = json_ctype;
+    out->owned = sr_malloc(len + 1);
+    memcpy(out->owned, body, len + 1);
+    out->body = out->owned;
+    out->len = len;
+    snprintf(out->etag, sizeof(out->etag), "%s", etag);
+}
+
+static void health(const struct sr_api__router *rt, struct sr_api__health_cache *hc,
+                   struct sr_api__response *out)
+{
+    double now = hc ? sr_mono() : 0;
+    if (hc != NULL && hc->body != NULL && now < hc->until) {
+        owned_copy(out, hc->status, hc->body, hc->len, hc->etag);
+        return;
+    }
     int status;
     json_t *body = sr_api__health_json(rt, &status);
     json_int_t v = json_integer_value(json_object_get(json_object_get(body, "cache"),
                                                       "cache_version"));
     tagged_json(out, status, body, (uint64_t)v, "health");
+    if (hc != NULL) {
+        free(hc->body);
+        hc->body = sr_strndup(out->body, out->len);
+        hc->len = out->len;
+        hc->status = status;
+        snprintf(hc->etag, sizeof(hc->etag), "%s", out->etag);
+        hc->until = now + SR_API_HEALTH_TTL;
+    }
 }
 
 static void stats(const struct sr_api__router *rt, struct sr_api__response *out)
@@ -474,6 +531,8 @@ static void service(const struct sr_api__router *rt, const char *name, struct sr
     out->content_type = json_ctype;
     out->body = sr_svc_body(svc, &out->len);
     out->snap = snap; /* keeps svc and its body alive until sent */
+    out->has_index = true;
+    out->index = sr_snapshot_version(snap);
     snprintf(out->etag, sizeof(out->etag), "\"v%llu-service\"",
              (unsigned long long)sr_snapshot_version(snap));
 }
@@ -492,6 +551,8 @@ static void metrics_from(const struct sr_api__router *rt, struct sr_snapshot *sn
         sr_snapshot_release(snap);
         json_response(out, 200, doc);
         snprintf(out->etag, sizeof(out->etag), "W/\"v%llu-metrics\"", (unsigned long long)version);
+        out->has_index = true;
+        out->index = version;
         return;
     }
     memset(out, 0, sizeof(*out));
@@ -499,6 +560,8 @@ static void metrics_from(const struct sr_api__router *rt, struct sr_snapshot *sn
     out->content_type = json_ctype;
     out->snap = snap;
     out->body = sr_svc_body(m, &out->len);
+    out->has_index = true;
+    out->index = version;
     snprintf(out->etag, sizeof(out->etag), "W/\"v%llu-metrics\"", (unsigned long long)version);
 
     const json_t *doc = sr_svc_doc(m);
@@ -671,6 +734,8 @@ static void list(const struct sr_api__router *rt, const char *query, size_t qlen
     out->content_type = json_ctype;
     struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
     uint64_t version = sr_snapshot_version(snap);
+    out->has_index = true;
+    out->index = version;
     if (f.n == 0) {
         out->snap = snap;
         out->body = sr_snapshot_list_body(snap, &out->len);
@@ -716,11 +781,14 @@ void sr_api__park_clear(struct sr_api__park *park)
 {
     free(park->name);
     free(park->id);
+    free(park->target);
+    free(park->if_none_match);
+    free(park->types);
     memset(park, 0, sizeof(*park));
 }
 
-void sr_api__park_response(const struct sr_api__router *rt, const struct sr_api__park *park,
-                           int status, struct sr_api__response *out)
+static void park_answer(const struct sr_api__router *rt, const struct sr_api__park *park,
+                        int status, struct sr_api__response *out)
 {
     struct sr_cache_stats st;
     if (park->kind == SR_API_PARK_METRICS) {
@@ -774,6 +842,172 @@ static bool start_metrics(const struct sr_api__router *rt, const char *name,
     return true;
 }
 
+/* ---- watching and Prometheus ---------------------------------------------------- */
+
+static const char sse_ctype[] = "text/event-stream";
+static const char prom_ctype[] = "text/plain; version=0.0.4; charset=utf-8";
+
+/* Long-poll parameters. Returns 1 when the request is to park (*park
+ * filled), 0 to answer it now, -1 when *out holds a 400. */
+static int want_wait(const struct sr_api__router *rt, const struct sr_api__request *req,
+                     const char *query, size_t qlen, int endpoint, const char *name,
+                     struct sr_api__response *out, struct sr_api__park *park)
+{
+    const char *v;
+    size_t vlen;
+    uint64_t index, wait_ms = SR_API_WAIT_DEFAULT_MS;
+    if (req->no_wait || !sr_api__query_get(query, qlen, "index", &v, &vlen))
+        return 0;
+    if (sr_api__parse_u64(v, vlen, &index) != 0) {
+        route_error(rt, out, 400, "bad_request",
+                    "index must be a revision (X-Registry-Index), a non-negative integer");
+        return -1;
+    }
+    if (sr_api__query_get(query, qlen, "wait", &v, &vlen)) {
+        if (sr_api__parse_wait(v, vlen, &wait_ms) != 0) {
+            route_error(rt, out, 400, "bad_request",
+                        "wait must be a duration such as 30s, 5m, 1m30s or 250ms, or seconds");
+            return -1;
+        }
+        if (wait_ms == 0)
+            wait_ms = SR_API_WAIT_DEFAULT_MS;
+        else if (wait_ms > SR_API_WAIT_MAX_MS)
+            wait_ms = SR_API_WAIT_MAX_MS;
+    }
+    if (index == 0 || cache_version(rt) != index)
+        return 0;
+    memset(out, 0, sizeof(*out));
+    park->kind = SR_API_PARK_WATCH;
+    park->target = sr_strdup(req->target);
+    park->if_none_match = req->if_none_match ? sr_strdup(req->if_none_match) : NULL;
+    park->head = strcmp(req->method, "HEAD") == 0;
+    park->index = index;
+    park->wait_ms = wait_ms;
+    park->endpoint = endpoint;
+    if (name != NULL)
+        park->name = sr_strdup(name);
+    return 1;
+}
+
+/* Every types= parameter, decoded and joined with ','; NULL when none. */
+static int types_param(const char *q, size_t qlen, char **out)
+{
+    struct sr_buf b = {0};
+    size_t i = 0;
+    *out = NULL;
+    while (i < qlen) {
+        size_t e = i;
+        while (e < qlen && q[e] != '&')
+            e++;
+        if (e - i >= 6 && memcmp(q + i, "types=", 6) == 0) {
+            char *d = query_decode(q + i + 6, e - i - 6);
+            if (d == NULL) {
+                free(b.p);
+                return -1;
+            }
+            if (b.len > 0)
+                sr_buf_puts(&b, ",");
+            sr_buf_puts(&b, d);
+            free(d);
+        }
+        i = e + 1;
+    }
+    *out = b.p;
+    return 0;
+}
+
+/* GET /events/stream: true to park it as a stream (the transport starts
+ * the client); false when *out is the answer (400, or HEAD). */
+static bool stream_start(const struct sr_api__router *rt, const struct sr_api__request *req,
+                         const char *query, size_t qlen, struct sr_api__response *out,
+                         struct sr_api__park *park)
+{
+    const char *v;
+    size_t vlen;
+    uint64_t since = 0;
+    bool has_since = false;
+    if (req->last_event_id != NULL && req->last_event_id[0] != '\0') {
+        /* The header wins: an EventSource reconnecting keeps its URL. */
+        v = req->last_event_id;
+        vlen = strlen(v);
+        while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            vlen--;
+        }
+        while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+            vlen--;
+        if (sr_api__parse_u64(v, vlen, &since) != 0) {
+            route_error(rt, out, 400, "bad_request",
+                        "Last-Event-ID must be a revision this registry sent");
+            return false;
+        }
+        has_since = true;
+    } else if (sr_api__query_get(query, qlen, "since", &v, &vlen)) {
+        if (sr_api__parse_u64(v, vlen, &since) != 0) {
+            route_error(rt, out, 400, "bad_request",
+                        "since must be a revision (a non-negative integer)");
+            return false;
+        }
+        has_since = true;
+    }
+    char *types = NULL;
+    struct sr_api__types t;
+    if (types_param(query, qlen, &types) != 0 || sr_api__types_parse(types, &t) != 0) {
+        free(types);
+        route_error(rt, out, 400, "bad_request",
+                    "types must be routing-key patterns (e.g. service.*,metrics.#): at most "
+                    "16, each at most 255 bytes and 32 words");
+        return false;
+    }
+    sr_api__types_free(&t);
+    if (strcmp(req->method, "HEAD") == 0) {
+        free(types);
+        memset(out, 0, sizeof(*out));
+        out->status = 200;
+        out->content_type = sse_ctype;
+        return false;
+    }
+    memset(out, 0, sizeof(*out));
+    park->kind = SR_API_PARK_STREAM;
+    park->has_since = has_since;
+    park->since = since;
+    park->types = types;
+    return true;
+}
+
+static void prom_metrics(const struct sr_api__router *rt, struct sr_api__response *out)
+{
+    struct sr_cache_stats st;
+    sr_cache_get_stats(rt->cache, &st);
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    json_t *pub = publisher_json(rt);
+    struct sr_api__prom_input in = {
+        .cache = &st, .snap = snap, .stats = rt->stats, .publisher = pub};
+    memset(out, 0, sizeof(*out));
+    out->status = 200;
+    out->content_type = prom_ctype;
+    out->owned = sr_api__prom_metrics(&in, &out->len);
+    out->body = out->owned;
+    out->has_index = true;
+    out->index = sr_snapshot_version(snap);
+    json_decref(pub);
+    sr_snapshot_release(snap);
+}
+
+static void prom_sd(const struct sr_api__router *rt, struct sr_api__response *out)
+{
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    memset(out, 0, sizeof(*out));
+    out->status = 200;
+    out->content_type = json_ctype;
+    out->owned = sr_api__prom_sd(snap, &out->len);
+    out->body = out->owned;
+    out->has_index = true;
+    out->index = sr_snapshot_version(snap);
+    tag_built(out, out->index, "sd");
+    sr_snapshot_release(snap);
+}
+
 /* ---- routing --------------------------------------------------------------- */
 
 static int hexval(char c)
@@ -817,6 +1051,9 @@ enum route {
     R_REFRESH,
     R_CLEAR,
     R_EVENTS,
+    R_STREAM, /* /events/stream */
+    R_PROM,   /* /metrics */
+    R_SD,     /* /sd/prometheus */
 };
 
 static const char *allowed(enum route r)
@@ -840,9 +1077,10 @@ static bool method_ok(enum route r, const char *m)
     return a == allow_all ? (get || post) : a == allow_post ? post : get;
 }
 
-enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
-                                        const struct sr_api__request *req,
-                                        struct sr_api__response *out, struct sr_api__park *park)
+static enum sr_api__route_result route_one(const struct sr_api__router *rt,
+                                           const struct sr_api__request *req,
+                                           struct sr_api__response *out,
+                                           struct sr_api__park *park, enum route *rp)
 {
     const char *method = req->method;
     const char *path = req->target;
@@ -880,6 +1118,12 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
         r = R_CLEAR;
     else if (IS("/events"))
         r = R_EVENTS;
+    else if (IS("/events/stream"))
+        r = R_STREAM;
+    else if (IS("/metrics"))
+        r = R_PROM;
+    else if (IS("/sd/prometheus"))
+        r = R_SD;
     else if (plen > 10 && memcmp(path, "/services/", 10) == 0) {
         name = path + 10;
         const char *slash = memchr(name, '/', plen - 10);
@@ -893,6 +1137,7 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
         }
     }
 #undef IS
+    *rp = r;
 
     if (r == R_NONE) {
         char msg[96];
@@ -912,6 +1157,7 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
 
     bool get = strcmp(method, "POST") != 0;
     enum sr_api__route_result res = SR_API_ROUTE_DONE;
+    int wait;
     char *decoded = NULL;
     if (name != NULL) {
         decoded = sr_malloc(name_len + 1);
@@ -923,16 +1169,28 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
     }
     switch (r) {
     case R_HEALTH:
-        health(rt, out);
+        health(rt, req->health_cache, out);
         break;
     case R_SERVICES:
-        list(rt, query, qlen, out);
+        wait = want_wait(rt, req, query, qlen, SR_API_EP_SERVICES, NULL, out, park);
+        if (wait == 0)
+            list(rt, query, qlen, out);
+        else if (wait > 0)
+            res = SR_API_ROUTE_PARK;
         break;
     case R_SERVICE:
-        service(rt, decoded, out);
+        wait = want_wait(rt, req, query, qlen, SR_API_EP_SERVICE, decoded, out, park);
+        if (wait == 0)
+            service(rt, decoded, out);
+        else if (wait > 0)
+            res = SR_API_ROUTE_PARK;
         break;
     case R_METRICS:
-        if (get)
+        if (get && (wait = want_wait(rt, req, query, qlen, SR_API_EP_SERVICE_METRICS, decoded,
+                                     out, park)) != 0) {
+            if (wait > 0)
+                res = SR_API_ROUTE_PARK;
+        } else if (get)
             metrics_get(rt, decoded, out);
         else if (start_metrics(rt, decoded, out, park))
             res = SR_API_ROUTE_PARK;
@@ -942,6 +1200,16 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
         break;
     case R_EVENTS:
         events(rt, out);
+        break;
+    case R_STREAM:
+        if (stream_start(rt, req, query, qlen, out, park))
+            res = SR_API_ROUTE_PARK;
+        break;
+    case R_PROM:
+        prom_metrics(rt, out);
+        break;
+    case R_SD:
+        prom_sd(rt, out);
         break;
     case R_CLEAR:
         clear(rt, out);
@@ -964,4 +1232,82 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
         sr_api__etag_match(req->if_none_match, out->etag))
         not_modified(out);
     return res;
+}
+
+static int endpoint_of(enum route r)
+{
+    switch (r) {
+    case R_HEALTH:
+        return SR_API_EP_HEALTH;
+    case R_SERVICES:
+        return SR_API_EP_SERVICES;
+    case R_SERVICE:
+        return SR_API_EP_SERVICE;
+    case R_METRICS:
+        return SR_API_EP_SERVICE_METRICS;
+    case R_STATS:
+        return SR_API_EP_CACHE_STATS;
+    case R_REFRESH:
+        return SR_API_EP_CACHE_REFRESH;
+    case R_CLEAR:
+        return SR_API_EP_CACHE_CLEAR;
+    case R_EVENTS:
+        return SR_API_EP_EVENTS;
+    case R_STREAM:
+        return SR_API_EP_EVENTS_STREAM;
+    case R_PROM:
+        return SR_API_EP_METRICS;
+    case R_SD:
+        return SR_API_EP_SD_PROMETHEUS;
+    case R_NONE:
+        break;
+    }
+    return SR_API_EP_OTHER;
+}
+
+/* route_one, plus what every answer gets: X-Registry-Index on reads, and
+ * the request counters (a parked request is counted when answered; a
+ * stream when it starts). */
+enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
+                                        const struct sr_api__request *req,
+                                        struct sr_api__response *out, struct sr_api__park *park)
+{
+    enum route r = R_NONE;
+    enum sr_api__route_result res = route_one(rt, req, out, park, &r);
+    int ep = endpoint_of(r);
+    if (res == SR_API_ROUTE_PARK) {
+        park->endpoint = ep;
+        park->method = sr_api__method_index(req->method);
+        if (park->kind == SR_API_PARK_STREAM)
+            sr_api__count(rt->stats, ep, req->method, 200);
+        return res;
+    }
+    bool read = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    if (read && !out->has_index) {
+        out->has_index = true;
+        out->index = out->snap ? sr_snapshot_version(out->snap) : cache_version(rt);
+    }
+    sr_api__count(rt->stats, ep, req->method, out->status);
+    return res;
+}
+
+void sr_api__park_response(const struct sr_api__router *rt, const struct sr_api__park *park,
+                           int status, struct sr_api__response *out)
+{
+    if (park->kind == SR_API_PARK_WATCH) {
+        /* Woken (or out of time): the answer the request gets without
+         * waiting, counted by sr_api__route. */
+        struct sr_api__request rq = {.method = park->head ? "HEAD" : "GET",
+                                     .target = park->target,
+                                     .if_none_match = park->if_none_match,
+                                     .no_wait = true};
+        struct sr_api__park again;
+        if (sr_api__route(rt, &rq, out, &again) != SR_API_ROUTE_DONE)
+            sr_api__park_clear(&again); /* cannot happen with no_wait */
+        return;
+    }
+    park_answer(rt, park, status, out);
+    static const char *const m[] = {"GET", "HEAD", "POST", "other"};
+    sr_api__count(rt->stats, park->endpoint,
+                  m[park->method >= 0 && park->method < 4 ? park->method : 3], out->status);
 }

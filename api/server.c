@@ -124,23 +124,56 @@ void sr_api__conn_timer(struct sr_api__conn *c, enum sr_api__timer kind)
     event_add(c->timer, &tv);
 }
 
+/* Writes the output now, instead of waiting for the bufferevent's EV_WRITE
+ * event: a response goes out in the loop turn that produced it, with no
+ * epoll_ctl round trip. EV_WRITE is enabled only while bytes are left over
+ * (the socket is full), and on_conn_write disables it again once drained.
+ * Returns true when this call emptied the output. Errors are left to the
+ * bufferevent, whose own write meets them too. */
+static bool push(struct sr_api__conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0)
+        return false;
+    /* The bufferevent freezes the start of its output and unfreezes it
+     * around its own writes the same way. */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write_atmost(out, bufferevent_getfd(c->bev), -1);
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0) {
+        bufferevent_enable(c->bev, EV_WRITE);
+        return false;
+    }
+    return n > 0;
+}
+
 void sr_api__conn_next(struct sr_api__conn *c, int next)
 {
-    if (next == SR_API_CONN_CLOSE) {
-        conn_free(c);
-        return;
+    for (;;) {
+        if (next == SR_API_CONN_CLOSE) {
+            conn_free(c);
+            return;
+        }
+        if (next == SR_API_CONN_FLUSH_CLOSE && !c->draining) {
+            c->draining = true;
+            /* The write timeout bounds the flush from now on. */
+            sr_api__conn_timer(c, SR_API_TIMER_NONE);
+            /* Keep reading so input is discarded rather than answered with RST. */
+            if (!c->peer_eof)
+                bufferevent_enable(c->bev, EV_READ);
+            evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+        }
+        bool emptied = !c->lingering && push(c);
+        if (c->draining) {
+            if (!c->lingering && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+                linger(c); /* may free c */
+            return;
+        }
+        /* Drained at once: what the write callback would do, done now. */
+        if (!emptied || c->proto == NULL)
+            return;
+        next = c->proto->on_write(c);
     }
-    if (next != SR_API_CONN_FLUSH_CLOSE || c->draining)
-        return;
-    c->draining = true;
-    /* The write timeout bounds the flush from now on. */
-    sr_api__conn_timer(c, SR_API_TIMER_NONE);
-    /* Keep reading so input is discarded rather than answered with RST. */
-    if (!c->peer_eof)
-        bufferevent_enable(c->bev, EV_READ);
-    evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        linger(c);
 }
 
 /* Over max_connections: a short, protocol-correct refusal. */
@@ -226,6 +259,8 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
 static void on_conn_write(struct bufferevent *bev, void *arg)
 {
     struct sr_api__conn *c = arg;
+    /* Drained: push() enables EV_WRITE again when bytes are left over. */
+    bufferevent_disable(bev, EV_WRITE);
     if (c->lingering)
         return;
     if (c->draining) {
@@ -333,10 +368,14 @@ static void conn_attach(struct sr_api__worker *w, evutil_socket_t fd, bool refus
     /* Reading pauses when this much input waits unparsed (a parked or
      * backpressured connection), bounding memory per client. */
     bufferevent_setwatermark(bev, EV_READ, 0, SR_API_OUTPUT_HIGH);
+    /* libevent 2.1 caps each read and write at 16 KiB by default: a
+     * /services body would take several loop turns (and writev calls). */
+    bufferevent_set_max_single_read(bev, 64 * 1024);
+    bufferevent_set_max_single_write(bev, SR_API_OUTPUT_HIGH + 64 * 1024);
     struct timeval idle = {api->lim.idle_timeout_sec, 0};
     bufferevent_set_timeouts(bev, NULL, &idle);
     bufferevent_setcb(bev, on_conn_read, on_conn_write, on_conn_event, c);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    bufferevent_enable(bev, EV_READ); /* EV_WRITE: see push() */
     /* The first request head is due within header_timeout_sec. */
     sr_api__conn_timer(c, SR_API_TIMER_HEAD);
 }
@@ -447,6 +486,9 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
         api->listener = NULL;
         event_del(api->retry_accept_ev);
     }
+    /* Long-polls are answered now and event streams end, rather than
+     * being cut when the grace period ends. */
+    sr_api__hub_stop(w->hub);
     for (struct sr_api__conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->draining)
@@ -588,7 +630,8 @@ static int worker_init(struct sr_api *api, struct sr_api__worker *w, unsigned in
     w->grace_ev = evtimer_new(w->base, on_grace, w);
     w->inbox_ev = event_new(w->base, -1, 0, on_inbox, w);
     w->mb = sr_api__mailbox_new(w->base);
-    if (!w->stop_ev || !w->grace_ev || !w->inbox_ev || !w->mb) {
+    w->hub = sr_api__hub_new(w);
+    if (!w->stop_ev || !w->grace_ev || !w->inbox_ev || !w->mb || !w->hub) {
         snprintf(err, errlen, "cannot create API events");
         return -1;
     }
@@ -637,6 +680,8 @@ struct sr_api *sr_api_new(const struct sr_api_opts *opts, const struct sr_api_ho
         snprintf(err, errlen, "cannot create API events");
         goto fail;
     }
+    if (sr_api__watch_init(api, opts, err, errlen) != 0)
+        goto fail;
     return api;
 
 fail:
@@ -699,6 +744,7 @@ void sr_api_free(struct sr_api *api)
     if (api == NULL)
         return;
     sr_api_stop(api, 0);
+    sr_api__watch_detach(api); /* no more changes reach the workers */
     /* The threads are gone (or never ran): what is left is freed from here. */
     if (api->listener != NULL)
         evconnlistener_free(api->listener);
@@ -711,6 +757,8 @@ void sr_api_free(struct sr_api *api)
         for (size_t k = 0; k < w->inbox_n; k++)
             close(w->inbox[k]);
         free(w->inbox);
+        free(w->health.body);
+        sr_api__hub_free(w->hub);
         sr_api__mailbox_close(w->mb);
         if (w->stop_ev)
             event_free(w->stop_ev);
@@ -723,5 +771,6 @@ void sr_api_free(struct sr_api *api)
         pthread_mutex_destroy(&w->inbox_mu);
     }
     free(api->workers);
+    sr_api__watch_free(api);
     free(api);
 }

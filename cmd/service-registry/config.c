@@ -90,6 +90,26 @@ int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err
     if (get_uint(get, arg, "CHANGE_LOG_SIZE", "4096", 1, 1048576, &cfg->change_log_size, err,
                  errlen) != 0)
         return -1;
+    /* Unsigned settings with their defaults and ranges, in one table. */
+    const struct {
+        const char *name, *def;
+        long long min, max;
+        unsigned *out;
+    } limits[] = {
+        {"API_THREADS", "1", 1, 64, &cfg->api_threads},
+        {"API_MAX_CONNECTIONS", "1024", 1, 1000000, &cfg->api_max_connections},
+        {"API_MAX_CONCURRENT_STREAMS", "100", 1, 10000, &cfg->api_max_concurrent_streams},
+        {"API_IDLE_TIMEOUT_SEC", "60", 1, 86400, &cfg->api_idle_timeout_sec},
+        {"API_HEADER_TIMEOUT_SEC", "10", 1, 3600, &cfg->api_header_timeout_sec},
+        {"API_MAX_HEADER_BYTES", "65536", 1024, 1048576, &cfg->api_max_header_bytes},
+        {"API_MAX_REQUEST_LINE", "8192", 256, 1048576, &cfg->api_max_request_line},
+        {"SSE_HEARTBEAT_SEC", "15", 1, 3600, &cfg->sse_heartbeat_sec},
+        {"SSE_BUFFER_BYTES", "1048576", 4096, 1073741824, &cfg->sse_buffer_bytes},
+    };
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+        if (get_uint(get, arg, limits[i].name, limits[i].def, limits[i].min, limits[i].max,
+                     limits[i].out, err, errlen) != 0)
+            return -1;
     const char *lvl = get_or(get, arg, "LOG_LEVEL", "INFO");
     if (sr_log_parse_level(lvl, &cfg->log_level) != 0) {
         snprintf(err, errlen,

@@ -19,6 +19,16 @@ struct sr_config {
     unsigned rabbitmq_outbox_max;         /* RABBITMQ_OUTBOX_MAX */
     unsigned health_publish_interval_sec; /* HEALTH_PUBLISH_INTERVAL_SEC */
     unsigned change_log_size;             /* CHANGE_LOG_SIZE */
+    /* HTTP server limits (api.h documents each). */
+    unsigned api_threads;
+    unsigned api_max_connections;
+    unsigned api_max_concurrent_streams;
+    unsigned api_idle_timeout_sec;
+    unsigned api_header_timeout_sec;
+    unsigned api_max_header_bytes;
+    unsigned api_max_request_line;
+    unsigned sse_heartbeat_sec;
+    unsigned sse_buffer_bytes;
 };
 
 typedef const char *(*sr_getenv_fn)(const char *name, void *arg);

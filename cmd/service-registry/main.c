@@ -41,6 +41,15 @@ static const char usage[] =
     "  RABBITMQ_OUTBOX_MAX           messages kept while the broker is away (default 10000)\n"
     "  HEALTH_PUBLISH_INTERVAL_SEC   period of health.check messages (default 30)\n"
     "  CHANGE_LOG_SIZE               recent changes kept for watchers (default 4096)\n"
+    "  API_THREADS                   HTTP event-loop threads, 1-64 (default 1)\n"
+    "  API_MAX_CONNECTIONS           open connections before refusing (default 1024)\n"
+    "  API_MAX_CONCURRENT_STREAMS    HTTP/2 streams per connection (default 100)\n"
+    "  API_IDLE_TIMEOUT_SEC          idle connection timeout (default 60)\n"
+    "  API_HEADER_TIMEOUT_SEC        time to send a request head (default 10)\n"
+    "  API_MAX_HEADER_BYTES          request header bytes (default 65536)\n"
+    "  API_MAX_REQUEST_LINE          request line / :path bytes (default 8192)\n"
+    "  SSE_HEARTBEAT_SEC             SSE heartbeat comment period (default 15)\n"
+    "  SSE_BUFFER_BYTES              unsent bytes per SSE client (default 1048576)\n"
     "  LOG_LEVEL                     DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)\n"
     "\n"
     "healthcheck: GET /health on 127.0.0.1:$PORT; exit 0 if healthy or degraded, else 1.\n";
@@ -117,6 +126,15 @@ static int run(const struct sr_config *cfg)
         .host = cfg->host,
         .port = cfg->port,
         .refresh_interval_sec = cfg->refresh_interval_sec,
+        .threads = cfg->api_threads,
+        .max_connections = cfg->api_max_connections,
+        .max_concurrent_streams = cfg->api_max_concurrent_streams,
+        .idle_timeout_sec = cfg->api_idle_timeout_sec,
+        .header_timeout_sec = cfg->api_header_timeout_sec,
+        .max_header_bytes = cfg->api_max_header_bytes,
+        .max_request_line = cfg->api_max_request_line,
+        .sse_heartbeat_sec = cfg->sse_heartbeat_sec,
+        .sse_buffer_bytes = cfg->sse_buffer_bytes,
     };
     struct sr_api_hooks hooks = {.resync = hook_resync,
                                  .collect_metrics = hook_collect,

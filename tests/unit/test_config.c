@@ -53,6 +53,10 @@ int main(void)
     is_int(cfg.rabbitmq_outbox_max, 10000, "RABBITMQ_OUTBOX_MAX default");
     is_int(cfg.health_publish_interval_sec, 30, "HEALTH_PUBLISH_INTERVAL_SEC default");
     is_int(cfg.change_log_size, 4096, "CHANGE_LOG_SIZE default");
+    is_int(cfg.api_threads, 1, "API_THREADS default");
+    is_int(cfg.api_max_connections, 1024, "API_MAX_CONNECTIONS default");
+    is_int(cfg.api_header_timeout_sec, 10, "API_HEADER_TIMEOUT_SEC default");
+    is_int(cfg.sse_heartbeat_sec, 15, "SSE_HEARTBEAT_SEC default");
 
     const char *set[] = {"PORT", "8080", "HOST", "127.0.0.1", "REFRESH_INTERVAL_SEC", "5",
                          "LOG_LEVEL", "debug", "DOCKER_BASE_URL", "tcp://127.0.0.1:2375",
@@ -76,6 +80,11 @@ int main(void)
     bad("RABBITMQ_OUTBOX_MAX", "0", "1 to");
     bad("HEALTH_PUBLISH_INTERVAL_SEC", "never", "1 to");
     bad("CHANGE_LOG_SIZE", "-5", "1 to");
+    bad("API_THREADS", "0", "1 to 64");
+    bad("API_MAX_CONNECTIONS", "lots", "1 to");
+    bad("API_HEADER_TIMEOUT_SEC", "0", "1 to");
+    bad("API_MAX_HEADER_BYTES", "100", "1024 to");
+    bad("SSE_HEARTBEAT_SEC", "0", "1 to");
 
     ok(sr_config_check_role(NULL, err, sizeof(err)) == 0, "ROLE unset is fine");
     ok(sr_config_check_role("", err, sizeof(err)) == 0, "ROLE empty is fine");

@@ -845,7 +845,8 @@ static void test_events(struct sr_api__router *rt)
     json_decref(j);
     sr_api__response_clear(&r);
 
-    const char *nf[] = {"/events/", "/events/stream", "/eventsx"};
+    /* (/events/stream is its own route: SSE.) */
+    const char *nf[] = {"/events/", "/eventsx", "/events/x/y"};
     for (size_t i = 0; i < 3; i++) {
         char name[64];
         route(rt, "GET", nf[i], NULL, &r, NULL);
@@ -956,6 +957,34 @@ static void test_health_publisher(struct sr_cache *cache, struct sr_api__router 
     rt->pub_ctx = NULL;
 }
 
+static void test_health_cache(struct sr_cache *cache, const struct sr_api__router *rt)
+{
+    struct sr_api__health_cache hc = {0};
+    struct sr_api__request rq = {.method = "GET", .target = "/health", .health_cache = &hc};
+    struct sr_api__response r1, r2;
+    struct sr_api__park park;
+    struct sr_cache_stats st;
+    sr_cache_get_stats(cache, &st);
+    struct sr_source_status src = st.source;
+
+    sr_api__route(rt, &rq, &r1, &park);
+    ok(hc.body != NULL && hc.len == r1.len && memcmp(hc.body, r1.body, r1.len) == 0,
+       "health cache: filled by the first request");
+    ok(r1.owned != NULL && r1.owned != hc.body, "health cache: the answer is a copy");
+    src.events_received += 100;
+    sr_cache_set_source(cache, &src);
+    sr_api__route(rt, &rq, &r2, &park);
+    ok(r2.len == r1.len && memcmp(r2.body, r1.body, r1.len) == 0 && strcmp(r1.etag, r2.etag) == 0,
+       "health cache: within the TTL, the same answer");
+    sr_api__response_clear(&r2);
+    hc.until = 0; /* expired */
+    sr_api__route(rt, &rq, &r2, &park);
+    ok(strcmp(r1.etag, r2.etag) != 0, "health cache: rebuilt after the TTL");
+    sr_api__response_clear(&r1);
+    sr_api__response_clear(&r2);
+    free(hc.body);
+}
+
 static void test_decode(void)
 {
     char out[32];
@@ -997,6 +1026,7 @@ int main(void)
     test_events(&rt);
     test_health_publisher(cache, &rt);
     test_metrics(cache, &rt);
+    test_health_cache(cache, &rt);
     test_refresh_and_clear(cache, &rt);
     test_decode();
     test_filters(cache, &rt);

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# API throughput next to h2o (issue 7). Not part of the test suite.
+#
+# Creates 100 labelled services (replicas 0) on the real swarm, starts the
+# registry, saves its GET /services and GET /health bytes as static files,
+# serves them with Debian's h2o on another loopback port, and runs the same
+# h2load lines against both, in the same run:
+#   h2  -c 10 -m 10     h2c prior knowledge, 10 connections x 10 streams
+#   h2  -c 100          100 connections, 1 stream each
+#   h1  --h1 -c 16      HTTP/1.1 keep-alive
+# for /services and /health. Prints req/s of both, the ratio, and the
+# registry's peak RSS (VmHWM).
+#
+# usage: tests/bench/api_throughput.sh [--duration SEC] [--threads N]
+#   SR_BIN      the binary (default build-bench/cmd/service-registry/service-registry,
+#               built with meson --buildtype=release if missing)
+#   API_THREADS is passed through (default 1); h2o gets as many threads.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+SRCDIR=$PWD
+DURATION=5
+THREADS=${API_THREADS:-1}
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --duration) DURATION=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration SEC] [--threads N]" >&2; exit 2 ;;
+    esac
+done
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need h2o || ! need h2load; then
+    echo "# installing h2o / nghttp2-client"
+    apt-get update -qq >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq h2o nghttp2-client >/dev/null || exit 1
+fi
+if [[ -z ${SR_BIN:-} ]]; then
+    if [[ ! -x build-bench/cmd/service-registry/service-registry ]]; then
+        [[ -d build-bench ]] || meson setup build-bench --buildtype=release >/dev/null || exit 1
+    fi
+    ninja -C build-bench cmd/service-registry/service-registry >/dev/null || exit 1
+    SR_BIN=$PWD/build-bench/cmd/service-registry/service-registry
+fi
+
+TMP=$(mktemp -d /tmp/srbench.XXXXXX)
+PREFIX="srb-$$-"
+LABEL="srbench=$$"
+REG_PID="" H2O_PID=""
+cleanup() {
+    [[ -n $REG_PID ]] && kill -TERM "$REG_PID" 2>/dev/null
+    [[ -n $H2O_PID ]] && kill -TERM "$H2O_PID" 2>/dev/null
+    wait 2>/dev/null
+    docker service ls -q --filter "label=$LABEL" | xargs -r docker service rm >/dev/null 2>&1
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+echo "# creating 100 labelled services (replicas 0)"
+seq -w 1 100 | xargs -P 8 -I{} docker service create --detach --name "${PREFIX}{}" --replicas 0 \
+    --label autoscaler.enabled=true --label "$LABEL" --label tier=web \
+    --label autoscaler.metric=cpu --label autoscaler.max=5 local/busybox:1 sleep 1000000 \
+    >/dev/null 2>&1
+
+REG_PORT=$(free_port)
+ROLE=service-registry HOST=127.0.0.1 PORT=$REG_PORT LOG_LEVEL=WARNING REFRESH_INTERVAL_SEC=3600 \
+    API_THREADS=$THREADS "$SR_BIN" >"$TMP/registry.log" 2>&1 &
+REG_PID=$!
+ours=0
+for _ in $(seq 1 600); do
+    ours=$(curl -s "http://127.0.0.1:$REG_PORT/services?label=$LABEL" | jq -r '.count // 0' 2>/dev/null)
+    [[ $ours == 100 ]] && break
+    sleep 0.1
+done
+if [[ $ours != 100 ]]; then
+    echo "only $ours of the 100 services showed up" >&2
+    exit 1
+fi
+# The bytes h2o will serve: exactly what the registry answers now. Their
+# cache version must not move during the run, so use a quiet moment.
+mkdir -p "$TMP/www"
+chmod 755 "$TMP" "$TMP/www" # h2o drops root privileges to nobody
+curl -s "http://127.0.0.1:$REG_PORT/services" -o "$TMP/www/services"
+curl -s "http://127.0.0.1:$REG_PORT/health" -o "$TMP/www/health"
+total=$(jq .count "$TMP/www/services")
+echo "# registry: $SR_BIN, API_THREADS=$THREADS, $total services cached (100 ours)," \
+    "/services $(stat -c %s "$TMP/www/services") bytes, /health $(stat -c %s "$TMP/www/health") bytes"
+
+H2O_PORT=$(free_port)
+cat >"$TMP/h2o.conf" <<EOF
+listen:
+  host: 127.0.0.1
+  port: $H2O_PORT
+num-threads: $THREADS
+http2-max-concurrent-requests-per-connection: 100
+file.mime.setdefaulttype: application/json
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $TMP/www
+        file.send-compressed: OFF
+EOF
+h2o -c "$TMP/h2o.conf" >"$TMP/h2o.log" 2>&1 &
+H2O_PID=$!
+for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$H2O_PORT/services" && break
+    sleep 0.1
+done
+curl -s "http://127.0.0.1:$H2O_PORT/services" -o "$TMP/h2o.services"
+cmp -s "$TMP/h2o.services" "$TMP/www/services" ||
+    { echo "h2o does not serve the same bytes" >&2; ls -la "$TMP/www" "$TMP/h2o.services" >&2; head -c 300 "$TMP/h2o.services" >&2; exit 1; }
+echo "# h2o $(h2o --version | head -1 | awk '{print $3}'): num-threads $THREADS, same bytes from $TMP/www"
+
+# h2load prints "finished in X, N req/s, ..."; also count non-2xx.
+run() { # port path args...
+    local port=$1 path=$2; shift 2
+    local out
+    out=$(h2load -D "$DURATION" --warm-up-time=1 "$@" "http://127.0.0.1:$port$path" 2>&1)
+    local rps
+    rps=$(grep -o 'finished in [^,]*, [0-9.]* req/s' <<<"$out" | awk '{print $(NF-1)}')
+    local bad
+    bad=$(awk '/^status codes:/ {print $5 + $7 + $9}' <<<"$out")
+    local errored
+    errored=$(awk '/^requests:/ {print $10 + $12}' <<<"$out")
+    if [[ -z $rps ]] || [[ ${bad:-1} != 0 ]] || [[ ${errored:-1} != 0 ]]; then
+        echo "h2load failed against :$port$path ($*):" >&2
+        echo "$out" | tail -8 >&2
+        echo 0
+        return
+    fi
+    echo "$rps"
+}
+
+printf '\n%-8s %-22s %14s %14s %8s\n' path line "registry req/s" "h2o req/s" ratio
+lines=("h2 -c 10 -m 10|-c 10 -m 10" "h2 -c 100|-c 100 -m 1" "h1 --h1 -c 16|--h1 -c 16")
+worst=""
+for path in /services /health; do
+    for l in "${lines[@]}"; do
+        name=${l%%|*}
+        read -r -a args <<<"${l#*|}"
+        r=$(run "$REG_PORT" "$path" "${args[@]}")
+        h=$(run "$H2O_PORT" "$path" "${args[@]}")
+        ratio=$(awk -v r="$r" -v h="$h" 'BEGIN { printf (h > 0 ? "%.2f" : "n/a"), (h > 0 ? r / h : 0) }')
+        printf '%-8s %-22s %14.0f %14.0f %8s\n' "$path" "$name" "$r" "$h" "$ratio"
+        worst=$(awk -v w="${worst:-999}" -v x="$ratio" 'BEGIN { print (x != "n/a" && x < w) ? x : w }')
+    done
+done
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$REG_PID/status")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$REG_PID/status")
+echo
+echo "registry peak RSS (VmHWM): $((hwm / 1024)) MB ($hwm kB); now $((rss / 1024)) MB"
+echo "lowest ratio registry/h2o: $worst"

@@ -1,0 +1,349 @@
+#!/usr/bin/python3
+"""Raw clients for the API limit tests (tests/integration/api_limits.sh,
+api_shutdown.sh). Each mode prints one JSON line with what it saw; the shell
+scripts assert on it.
+
+  concurrent PORT N         N connections at once (half HTTP/1.1, half h2c),
+                            one request each, all read concurrently
+  slowloris PORT            one header byte every 200 ms while a normal client
+                            polls /health; when was the slow one dropped?
+  nonreading PORT PID PROTO pipeline requests without reading (h1 or h2) for
+                            3 s; the server's RSS before and after
+  shutdown PORT PID         in-flight h2 response (tiny window), half-sent
+                            HTTP/1.1 head, idle keep-alive; SIGTERM; then what
+                            each one got
+"""
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+import hpack
+from hyperframe.frame import (DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame,
+                              SettingsFrame, WindowUpdateFrame)
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def raw_frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", stream) + payload
+
+
+def h2_hello(window=None):
+    out = PREFACE
+    if window is None:
+        out += raw_frame(4, 0, 0, struct.pack(">HI", 4, 2 ** 31 - 1))
+        out += WindowUpdateFrame(0, window_increment=2 ** 31 - 1 - 65535).serialize()
+    else:
+        out += raw_frame(4, 0, 0, struct.pack(">HI", 4, window))
+    return out
+
+
+def h2_request(enc, stream, path="/health", end_stream=True):
+    block = enc.encode([(":method", "GET"), (":scheme", "http"), (":path", path),
+                        (":authority", "127.0.0.1")])
+    return raw_frame(1, 0x4 | (0x1 if end_stream else 0), stream, block)
+
+
+class FrameReader:
+    def __init__(self):
+        self.buf = b""
+
+    def feed(self, data):
+        self.buf += data
+        out = []
+        while len(self.buf) >= 9:
+            n = int.from_bytes(self.buf[:3], "big")
+            if len(self.buf) < 9 + n:
+                break
+            f, _ = Frame.parse_frame_header(memoryview(self.buf[:9]))
+            f.parse_body(memoryview(self.buf[9:9 + n]))
+            self.buf = self.buf[9 + n:]
+            out.append(f)
+        return out
+
+
+def rss_kb(pid, field="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def server_drained(port, sock):
+    """The server-side socket of `sock` has no unread bytes (/proc/net/tcp)."""
+    mine = sock.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            lport = int(parts[1].split(":")[1], 16)
+            rport = int(parts[2].split(":")[1], 16)
+            if lport == port and rport == mine:
+                return int(parts[4].split(":")[1], 16) == 0
+    return False
+
+
+def h1_complete(buf):
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    head = buf[:end].decode("latin1").lower()
+    for line in head.split("\r\n"):
+        if line.startswith("content-length:"):
+            return len(buf) >= end + 4 + int(line.split(":")[1])
+    return True
+
+
+def concurrent(port, n):
+    sel = selectors.DefaultSelector()
+    conns = []
+    opened = 0
+    for i in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        h2 = i % 2 == 1
+        if h2:
+            enc = hpack.Encoder()
+            out = h2_hello() + h2_request(enc, 1, "/services")
+        else:
+            out = b"GET /services HTTP/1.1\r\nHost: t\r\n\r\n"
+        c = {"s": s, "h2": h2, "out": out, "in": b"", "done": False, "fr": FrameReader(),
+             "dec": hpack.Decoder(), "status": None, "body": 0}
+        conns.append(c)
+        sel.register(s, selectors.EVENT_WRITE | selectors.EVENT_READ, c)
+        opened += 1
+    deadline = time.monotonic() + 30
+    left = n
+    peak_open = 0
+    while left and time.monotonic() < deadline:
+        peak_open = max(peak_open, sum(1 for c in conns if not c["done"]))
+        for key, ev in sel.select(1):
+            c = key.data
+            s = c["s"]
+            if ev & selectors.EVENT_WRITE and c["out"]:
+                try:
+                    k = s.send(c["out"])
+                    c["out"] = c["out"][k:]
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    c["done"] = True
+                if not c["out"] and not c["done"]:
+                    sel.modify(s, selectors.EVENT_READ, c)
+            if ev & selectors.EVENT_READ and not c["done"]:
+                try:
+                    data = s.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    c["done"] = True
+                elif c["h2"]:
+                    for f in c["fr"].feed(data):
+                        if isinstance(f, HeadersFrame) and f.stream_id == 1:
+                            c["status"] = int(dict(c["dec"].decode(f.data))[":status"])
+                        if isinstance(f, DataFrame) and f.stream_id == 1:
+                            c["body"] += len(f.data)
+                            if "END_STREAM" in f.flags:
+                                c["done"] = True
+                else:
+                    c["in"] += data
+                    if h1_complete(c["in"]):
+                        c["status"] = int(c["in"][9:12])
+                        c["done"] = True
+            if c["done"]:
+                sel.unregister(s)
+                left -= 1
+    ok = sum(1 for c in conns if c["status"] == 200 and c["done"])
+    for c in conns:
+        c["s"].close()
+    print(json.dumps({"opened": opened, "answered_200": ok, "h1": n - n // 2, "h2": n // 2,
+                      "peak_open": peak_open}))
+
+
+def slowloris(port):
+    slow = socket.create_connection(("127.0.0.1", port))
+    head = b"GET /services HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 200
+    t0 = time.monotonic()
+    dropped_at, got, served = None, b"", 0
+    i = 0
+    slow.settimeout(0.2)
+    while time.monotonic() - t0 < 30 and dropped_at is None:
+        try:
+            slow.send(head[i % len(head):i % len(head) + 1])
+        except OSError:
+            dropped_at = time.monotonic() - t0
+            break
+        i += 1
+        try:
+            data = slow.recv(4096)
+            got += data
+            if not data:
+                dropped_at = time.monotonic() - t0
+        except socket.timeout:
+            pass
+        except OSError:
+            dropped_at = time.monotonic() - t0
+        # A normal client, served meanwhile.
+        n = socket.create_connection(("127.0.0.1", port), timeout=2)
+        n.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        r = b""
+        try:
+            while True:
+                d = n.recv(65536)
+                if not d:
+                    break
+                r += d
+        except OSError:
+            pass
+        n.close()
+        served += r.startswith(b"HTTP/1.1 ")
+    print(json.dumps({"dropped_after": dropped_at, "status": got[9:12].decode() if got else None,
+                      "normal_served": served, "bytes_sent": i}))
+
+
+def nonreading(port, pid, proto):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    before = rss_kb(pid)
+    if proto == "h2":
+        enc = hpack.Encoder()
+        s.sendall(h2_hello(65535))
+        unit = None
+    else:
+        unit = b"GET /services HTTP/1.1\r\nHost: t\r\n\r\n" * 64
+    s.setblocking(False)
+    sent, stream = 0, 1
+    t0 = time.monotonic()
+    pending = b""
+    while time.monotonic() - t0 < 3:
+        if not pending:
+            if unit is not None:
+                pending = unit
+            else:
+                pending = b"".join(h2_request(enc, stream + 2 * k, "/services") for k in range(64))
+                stream += 128
+                if stream > 2 ** 30:
+                    break
+        try:
+            k = s.send(pending)
+            sent += k
+            pending = pending[k:]
+        except BlockingIOError:
+            time.sleep(0.01)
+        except OSError:
+            break
+    after = rss_kb(pid)
+    # Still alive and serving others?
+    n = socket.create_connection(("127.0.0.1", port), timeout=3)
+    n.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+    served = n.recv(100).startswith(b"HTTP/1.1 ")
+    n.close()
+    s.close()
+    print(json.dumps({"proto": proto, "sent": sent, "rss_before_kb": before,
+                      "rss_after_kb": after, "others_served": served}))
+
+
+def shutdown(port, pid):
+    res = {}
+    # h2, response held back by a 100-byte window.
+    h2 = socket.create_connection(("127.0.0.1", port), timeout=5)
+    enc, dec, fr = hpack.Encoder(), hpack.Decoder(), FrameReader()
+    h2.sendall(h2_hello(100) + h2_request(enc, 1, "/services"))
+    got, clen, end = 0, None, False
+    t_end = time.monotonic() + 3
+    while got < 100 and time.monotonic() < t_end:
+        for f in fr.feed(h2.recv(65536)):
+            if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+                h2.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+            if isinstance(f, HeadersFrame) and f.stream_id == 1:
+                clen = int(dict(dec.decode(f.data)).get("content-length", -1))
+            if isinstance(f, DataFrame) and f.stream_id == 1:
+                got += len(f.data)
+    res["h2_before"] = got
+    # HTTP/1.1: half a head; and an idle keep-alive connection.
+    half = socket.create_connection(("127.0.0.1", port), timeout=5)
+    half.sendall(b"GET /services HTTP/1.1\r\nHo")
+    idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+    idle.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+    r = b""
+    while not h1_complete(r):
+        r += idle.recv(65536)
+    # The server must have read the half head before the signal: poll its
+    # socket's receive queue (bytes in the kernel would be lost at stop).
+    t_end = time.monotonic() + 3
+    while not server_drained(port, half) and time.monotonic() < t_end:
+        time.sleep(0.005)
+    res["half_read_before_stop"] = server_drained(port, half)
+    t_sig = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    # idle: closed promptly.
+    idle.settimeout(3)
+    try:
+        res["idle_closed"] = idle.recv(100) == b""
+    except OSError:
+        res["idle_closed"] = True
+    res["idle_closed_after"] = round(time.monotonic() - t_sig, 3)
+    # h2: GOAWAY notice, then the response completes once the window opens.
+    goaways = []
+    h2.sendall(WindowUpdateFrame(0, window_increment=1 << 20).serialize() +
+               WindowUpdateFrame(1, window_increment=1 << 20).serialize())
+    h2.settimeout(3)
+    try:
+        while True:
+            data = h2.recv(65536)
+            if not data:
+                break
+            for f in fr.feed(data):
+                if isinstance(f, GoAwayFrame):
+                    goaways.append((f.last_stream_id, f.error_code))
+                if isinstance(f, PingFrame) and "ACK" not in f.flags:
+                    h2.sendall(PingFrame(0, opaque_data=f.opaque_data,
+                                         flags=["ACK"]).serialize())
+                if isinstance(f, DataFrame) and f.stream_id == 1:
+                    got += len(f.data)
+                    end = end or "END_STREAM" in f.flags
+    except OSError:
+        pass
+    res["h2_goaways"] = goaways
+    res["h2_body"] = got
+    res["h2_content_length"] = clen
+    res["h2_complete"] = end and got == clen
+    # HTTP/1.1: finish the head: answered with Connection: close.
+    try:
+        half.sendall(b"st: t\r\n\r\n")
+        half.settimeout(3)
+        r = b""
+        while not h1_complete(r):
+            d = half.recv(65536)
+            if not d:
+                break
+            r += d
+        res["half_status"] = int(r[9:12]) if r else None
+        res["half_connection_close"] = b"\r\nConnection: close\r\n" in r
+    except OSError as e:
+        res["half_status"] = str(e)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "concurrent":
+        concurrent(port, int(sys.argv[3]))
+    elif mode == "slowloris":
+        slowloris(port)
+    elif mode == "nonreading":
+        nonreading(port, int(sys.argv[3]), sys.argv[4])
+    elif mode == "shutdown":
+        shutdown(port, int(sys.argv[3]))

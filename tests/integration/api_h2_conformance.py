@@ -1,0 +1,435 @@
+#!/usr/bin/python3
+"""RFC 9113 error paths of the registry's h2c endpoint, with a scripted raw
+client: frames are built with hyperframe/hpack (Debian's python3-h2 stack)
+or by hand when they must be malformed, and sent on a plain socket.
+
+usage: api_h2_conformance.py PORT     (prints TAP)
+
+Each case opens its own connection and asserts what RFC 9113 requires:
+connection errors end with GOAWAY and the right code, stream errors with
+RST_STREAM, and the connection survives a stream error."""
+import socket
+import struct
+import sys
+import time
+
+import hpack
+from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame,
+                              PingFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame)
+
+PORT = int(sys.argv[1])
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x3
+STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x9
+NAMES = {0: "NO_ERROR", 1: "PROTOCOL_ERROR", 2: "INTERNAL_ERROR", 3: "FLOW_CONTROL_ERROR",
+         5: "STREAM_CLOSED", 6: "FRAME_SIZE_ERROR", 7: "REFUSED_STREAM", 9: "COMPRESSION_ERROR",
+         11: "ENHANCE_YOUR_CALM"}
+
+n_tests = 0
+n_failed = 0
+
+
+def ok(cond, name, why=""):
+    global n_tests, n_failed
+    n_tests += 1
+    if not cond:
+        n_failed += 1
+    print(("ok" if cond else "not ok") + " %d - %s" % (n_tests, name))
+    if not cond and why:
+        print("#   " + why)
+    sys.stdout.flush()
+    return cond
+
+
+def raw_frame(ftype, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + \
+        struct.pack(">I", stream & 0x7fffffff) + payload
+
+
+def settings_payload(pairs):
+    return b"".join(struct.pack(">HI", k, v) for k, v in pairs)
+
+
+class Conn:
+    def __init__(self, settings=(), preface=True, window=None):
+        self.s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.enc = hpack.Encoder()
+        self.dec = hpack.Decoder()
+        self.buf = b""
+        self.closed = False
+        self.server_settings = {}
+        if preface:
+            self.send_raw(PREFACE + raw_frame(4, 0, 0, settings_payload(settings)))
+            if window:
+                self.send(WindowUpdateFrame(0, window_increment=window))
+
+    def send_raw(self, data):
+        try:
+            self.s.sendall(data)
+        except OSError:
+            self.closed = True
+
+    def send(self, frame):
+        self.send_raw(frame.serialize())
+
+    def headers(self, stream, hdrs, end_stream=True, end_headers=True):
+        block = self.enc.encode(hdrs)
+        flags = (0x1 if end_stream else 0) | (0x4 if end_headers else 0)
+        self.send_raw(raw_frame(1, flags, stream, block))
+        return block
+
+    def request(self, stream, path="/health", method="GET", extra=(), end_stream=True):
+        hdrs = [(":method", method), (":scheme", "http"), (":path", path),
+                (":authority", "127.0.0.1")] + list(extra)
+        return self.headers(stream, hdrs, end_stream)
+
+    def read_frame(self, timeout):
+        end = time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= 9:
+                length = int.from_bytes(self.buf[:3], "big")
+                if len(self.buf) >= 9 + length:
+                    head, body = self.buf[:9], self.buf[9:9 + length]
+                    self.buf = self.buf[9 + length:]
+                    f, _ = Frame.parse_frame_header(memoryview(head))
+                    f.parse_body(memoryview(body))
+                    if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+                        self.server_settings.update(f.settings)
+                    return f
+            left = end - time.monotonic()
+            if left <= 0 or self.closed:
+                return None
+            self.s.settimeout(left)
+            try:
+                data = self.s.recv(65536)
+            except socket.timeout:
+                return None
+            except OSError:
+                data = b""
+            if not data:
+                self.closed = True
+                return None
+            self.buf += data
+
+    def frames(self, timeout=3.0, ack=True):
+        """Yields frames until close or timeout, acknowledging SETTINGS and PING."""
+        end = time.monotonic() + timeout
+        while True:
+            f = self.read_frame(max(0.0, end - time.monotonic()))
+            if f is None:
+                return
+            if ack and isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+                self.send(SettingsFrame(0, flags=["ACK"]))
+            if ack and isinstance(f, PingFrame) and "ACK" not in f.flags:
+                self.send(PingFrame(0, opaque_data=f.opaque_data, flags=["ACK"]))
+            yield f
+
+    def goaway(self, timeout=3.0):
+        """The error code of the next GOAWAY (None if none came)."""
+        for f in self.frames(timeout):
+            if isinstance(f, GoAwayFrame):
+                return f.error_code
+        return None
+
+    def rst_or_goaway(self, stream, timeout=3.0):
+        """('rst'|'goaway', code) for the stream, or (None, None)."""
+        for f in self.frames(timeout):
+            if isinstance(f, RstStreamFrame) and f.stream_id == stream:
+                return "rst", f.error_code
+            if isinstance(f, GoAwayFrame):
+                return "goaway", f.error_code
+        return None, None
+
+    def response(self, stream, timeout=3.0, open_window=False):
+        """(status, headers dict, body bytes, ended) of one stream."""
+        status, hdrs, body, ended = None, {}, b"", False
+        for f in self.frames(timeout):
+            if f.stream_id != stream:
+                continue
+            if isinstance(f, HeadersFrame):
+                for k, v in self.dec.decode(f.data):
+                    hdrs[k] = v
+                status = int(hdrs.get(":status", "0"))
+            elif isinstance(f, DataFrame):
+                body += f.data
+                if open_window and f.data:
+                    self.send(WindowUpdateFrame(0, window_increment=len(f.data)))
+                    self.send(WindowUpdateFrame(stream, window_increment=len(f.data)))
+            elif isinstance(f, RstStreamFrame):
+                return status, hdrs, body, False
+            if "END_STREAM" in f.flags:
+                ended = True
+                return status, hdrs, body, ended
+        return status, hdrs, body, ended
+
+    def alive(self, stream):
+        """A request on `stream` still gets an answer."""
+        self.request(stream)
+        status, _, _, ended = self.response(stream)
+        return status in (200, 503) and ended
+
+    def close(self):
+        self.s.close()
+
+
+def code_is(got, want):
+    return got == want, "got %s, want %s" % (NAMES.get(got, got), NAMES.get(want, want))
+
+
+# ---- happy path, PING, SETTINGS -------------------------------------------------
+
+c = Conn()
+c.request(1)
+status, hdrs, body, ended = c.response(1)
+ok(status in (200, 503) and ended, "GET /health over h2c prior knowledge")
+ok(c.server_settings.get(3) == 100, "server SETTINGS: MAX_CONCURRENT_STREAMS 100",
+   str(c.server_settings))
+ok(c.server_settings.get(6, 0) >= 8192, "server SETTINGS: MAX_HEADER_LIST_SIZE announced",
+   str(c.server_settings))
+ok(all(k in hdrs for k in ("date", "server", "etag", "cache-control", "content-length")),
+   "response carries date, server, etag, cache-control, content-length", str(hdrs))
+c.send(PingFrame(0, opaque_data=b"12345678"))
+pong = next((f for f in c.frames() if isinstance(f, PingFrame) and "ACK" in f.flags), None)
+ok(pong is not None and pong.opaque_data == b"12345678", "PING answered with ACK, same data")
+c.send_raw(raw_frame(0xfa, 0, 0, b"whatever"))
+ok(c.alive(3), "an unknown frame type is ignored (RFC 9113 §4.1)")
+c.close()
+
+# ---- preface -------------------------------------------------------------------
+
+c = Conn(preface=False)
+c.send_raw(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + raw_frame(4, 0, 0))
+got_h2 = any(isinstance(f, HeadersFrame) for f in c.frames(3))
+ok(c.closed and not got_h2, "bad preface: connection closed, nothing served")
+c.close()
+
+c = Conn(preface=False)
+c.send_raw(PREFACE + PingFrame(0, opaque_data=b"xxxxxxxx").serialize())
+ok(*code_is(c.goaway(), PROTOCOL_ERROR), )
+print("#   (preface not followed by SETTINGS -> GOAWAY PROTOCOL_ERROR)")
+c.close()
+
+# ---- frames on the wrong stream ----------------------------------------------------
+
+cases = [
+    ("DATA on stream 0", raw_frame(0, 1, 0, b"x"), PROTOCOL_ERROR),
+    ("HEADERS on stream 0", raw_frame(1, 5, 0, b"\x82"), PROTOCOL_ERROR),
+    ("SETTINGS on stream 1", raw_frame(4, 0, 1), PROTOCOL_ERROR),
+    ("PING on stream 1", raw_frame(6, 0, 1, b"12345678"), PROTOCOL_ERROR),
+    ("GOAWAY on stream 1", raw_frame(7, 0, 1, b"\0\0\0\0\0\0\0\0"), PROTOCOL_ERROR),
+    ("RST_STREAM on stream 0", raw_frame(3, 0, 0, b"\0\0\0\0"), PROTOCOL_ERROR),
+    ("WINDOW_UPDATE 0 on stream 0", raw_frame(8, 0, 0, b"\0\0\0\0"), PROTOCOL_ERROR),
+    ("CONTINUATION without HEADERS", raw_frame(9, 4, 1, b"\x82"), PROTOCOL_ERROR),
+    ("HEADERS on an even (server) stream", raw_frame(1, 5, 2, b"\x82\x86\x84"), PROTOCOL_ERROR),
+    ("PING of 7 bytes", raw_frame(6, 0, 0, b"1234567"), FRAME_SIZE_ERROR),
+    ("DATA on an idle stream", raw_frame(0, 1, 5, b"x"), PROTOCOL_ERROR),
+]
+for name, data, want in cases:
+    c = Conn()
+    c.send_raw(data)
+    got = c.goaway()
+    ok(*code_is(got, want))
+    print("#   (%s -> GOAWAY %s)" % (name, NAMES[want]))
+    c.close()
+
+c = Conn()
+c.send_raw(raw_frame(0, 0, 1, b"x" * 16385))
+ok(*code_is(c.goaway(), FRAME_SIZE_ERROR))
+print("#   (frame over SETTINGS_MAX_FRAME_SIZE -> GOAWAY FRAME_SIZE_ERROR)")
+c.close()
+
+c = Conn()
+c.request(3)
+c.response(3)
+c.request(1)  # stream IDs must increase
+ok(*code_is(c.goaway(), PROTOCOL_ERROR))
+print("#   (a stream ID lower than one already used -> GOAWAY PROTOCOL_ERROR)")
+c.close()
+
+# ---- SETTINGS values ---------------------------------------------------------------
+
+cases = [
+    ("ENABLE_PUSH = 2", settings_payload([(2, 2)]), PROTOCOL_ERROR),
+    ("INITIAL_WINDOW_SIZE = 2^31", settings_payload([(4, 2 ** 31)]), FLOW_CONTROL_ERROR),
+    ("MAX_FRAME_SIZE = 16383", settings_payload([(5, 16383)]), PROTOCOL_ERROR),
+    ("MAX_FRAME_SIZE = 2^24", settings_payload([(5, 2 ** 24)]), PROTOCOL_ERROR),
+    ("SETTINGS of 5 bytes", b"\0\x03\0\0\0", FRAME_SIZE_ERROR),
+]
+for name, payload, want in cases:
+    c = Conn()
+    c.send_raw(raw_frame(4, 0, 0, payload))
+    ok(*code_is(c.goaway(), want))
+    print("#   (SETTINGS %s -> GOAWAY %s)" % (name, NAMES[want]))
+    c.close()
+c = Conn()
+c.send_raw(raw_frame(4, 1, 0, settings_payload([(3, 1)])))
+ok(*code_is(c.goaway(), FRAME_SIZE_ERROR))
+print("#   (SETTINGS ACK with a payload -> GOAWAY FRAME_SIZE_ERROR)")
+c.close()
+c = Conn()
+c.send_raw(raw_frame(4, 0, 0, settings_payload([(0x99, 7)])))
+ok(c.alive(1), "an unknown SETTINGS identifier is ignored")
+c.close()
+
+# ---- header validation: stream errors, the connection lives on -------------------------
+
+base = [(":method", "GET"), (":scheme", "http"), (":path", "/health"), (":authority", "h")]
+cases = [
+    ("uppercase header name", base + [("X-Upper", "1")]),
+    ("connection: keep-alive", base + [("connection", "keep-alive")]),
+    ("transfer-encoding: chunked", base + [("transfer-encoding", "chunked")]),
+    ("keep-alive: 5", base + [("keep-alive", "5")]),
+    ("proxy-connection", base + [("proxy-connection", "keep-alive")]),
+    ("upgrade: h2c", base + [("upgrade", "h2c")]),
+    ("te: gzip", base + [("te", "gzip")]),
+    ("missing :path", [(":method", "GET"), (":scheme", "http"), (":authority", "h")]),
+    ("missing :method", [(":scheme", "http"), (":path", "/"), (":authority", "h")]),
+    ("missing :scheme", [(":method", "GET"), (":path", "/"), (":authority", "h")]),
+    ("duplicate :path", base + [(":path", "/x")]),
+    ("duplicate :method", [(":method", "GET")] + base),
+    ("pseudo-header after a regular one", base[:3] + [("accept", "*/*"), (":authority", "h")]),
+    ("unknown pseudo-header :foo", base + [(":foo", "bar")]),
+    ("response pseudo-header :status", base + [(":status", "200")]),
+    ("empty :path", [(":method", "GET"), (":scheme", "http"), (":path", ""),
+                     (":authority", "h")]),
+]
+for name, hdrs in cases:
+    c = Conn()
+    c.headers(1, hdrs)
+    kind, code = c.rst_or_goaway(1)
+    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
+       "got %s %s" % (kind, NAMES.get(code, code)))
+    ok(c.alive(3), "%s: the connection lives on" % name)
+    c.close()
+
+c = Conn()
+c.headers(1, base + [("te", "trailers")])
+status, _, _, ended = c.response(1)
+ok(status in (200, 503) and ended, "te: trailers is allowed")
+c.close()
+
+# ---- WINDOW_UPDATE and flow control ---------------------------------------------------
+
+c = Conn(settings=[(4, 0)])  # window 0: the response waits
+c.request(1, "/services")
+next((f for f in c.frames(1) if isinstance(f, HeadersFrame)), None)
+c.send_raw(raw_frame(8, 0, 1, b"\0\0\0\0"))
+kind, code = c.rst_or_goaway(1)
+# A stream error; RFC 9113 §5.4.1 lets an endpoint treat it as a connection
+# error, which is what nghttp2 does here.
+ok(kind in ("rst", "goaway") and code == PROTOCOL_ERROR, "WINDOW_UPDATE 0 on a stream -> "
+   "PROTOCOL_ERROR (%s)" % kind, "got %s %s" % (kind, NAMES.get(code, code)))
+c.close()
+
+c = Conn(settings=[(4, 2 ** 31 - 1)])
+c.request(1, "/services")
+c.response(1)
+c.send(WindowUpdateFrame(0, window_increment=2 ** 31 - 1))
+ok(*code_is(c.goaway(), FLOW_CONTROL_ERROR))
+print("#   (connection window over 2^31-1 -> GOAWAY FLOW_CONTROL_ERROR)")
+c.close()
+
+c = Conn(settings=[(4, 16)])
+c.request(1, "/services")
+status, hdrs, body, ended, biggest = None, {}, b"", False, 0
+window = 16
+violated = False
+end = time.monotonic() + 10
+for f in c.frames(10):
+    if f.stream_id != 1:
+        continue
+    if isinstance(f, HeadersFrame):
+        hdrs = dict(c.dec.decode(f.data))
+        status = int(hdrs[":status"])
+    if isinstance(f, DataFrame):
+        biggest = max(biggest, len(f.data))
+        if len(f.data) > window:
+            violated = True
+        window -= len(f.data)
+        body += f.data
+        if window == 0:
+            c.send(WindowUpdateFrame(1, window_increment=16))
+            window += 16
+    if "END_STREAM" in f.flags:
+        ended = True
+        break
+ok(status == 200 and ended and len(body) == int(hdrs.get("content-length", -1)),
+   "flow control: 16-byte window, the whole body arrives as the client opens it",
+   "status %s ended %s body %d of %s" % (status, ended, len(body), hdrs.get("content-length")))
+ok(not violated and biggest <= 16, "flow control: no DATA frame ever exceeds the window")
+c.close()
+
+# ---- DATA on closed streams ------------------------------------------------------------
+
+c = Conn()
+c.request(1)
+c.response(1)
+c.send(DataFrame(1, b"late", flags=["END_STREAM"]))
+kind, code = c.rst_or_goaway(1)
+ok(code == STREAM_CLOSED, "DATA on a closed stream -> STREAM_CLOSED (%s)" % kind,
+   "got %s %s" % (kind, NAMES.get(code, code)))
+c.close()
+
+c = Conn(settings=[(4, 0)])  # the answer is held: stream half-closed (remote)
+c.request(1, "/services")
+next((f for f in c.frames(1) if isinstance(f, HeadersFrame)), None)
+c.send(DataFrame(1, b"more"))
+kind, code = c.rst_or_goaway(1)
+ok(code == STREAM_CLOSED, "DATA on a half-closed (remote) stream -> STREAM_CLOSED (%s)" % kind,
+   "got %s %s" % (kind, NAMES.get(code, code)))
+c.close()
+
+# ---- limits ----------------------------------------------------------------------------
+
+# 101 streams held open by a zero window: the one over the limit is refused.
+c = Conn(settings=[(4, 0)])
+for f in c.frames(0.5):  # let the server see our SETTINGS ACK its own
+    pass
+for i in range(101):
+    c.request(1 + 2 * i, "/services")
+refused = None
+for f in c.frames(3):
+    if isinstance(f, RstStreamFrame):
+        refused = ("rst", f.stream_id, f.error_code)
+        break
+    if isinstance(f, GoAwayFrame):
+        refused = ("goaway", f.last_stream_id, f.error_code)
+        break
+ok(refused is not None and refused[2] in (REFUSED_STREAM, PROTOCOL_ERROR) and
+   (refused[0] == "goaway" or refused[1] == 201),
+   "stream 101 over MAX_CONCURRENT_STREAMS 100 -> refused (RST REFUSED_STREAM/PROTOCOL_ERROR)",
+   "got %s" % (refused,))
+c.close()
+
+# A header list over MAX_HEADER_LIST_SIZE: 431 (or a reset), never served.
+c = Conn(window=2 ** 30)
+limit = c.server_settings.get(6, 65536)
+for f in c.frames(0.3):
+    pass
+limit = c.server_settings.get(6, limit)
+big = [("x-big-%d" % i, "v" * 4000) for i in range(limit // 4000 + 2)]
+block = c.enc.encode(base + big)
+chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+c.send_raw(raw_frame(1, 1 if len(chunks) > 1 else 5, 1, chunks[0]))
+for i, ch in enumerate(chunks[1:]):
+    c.send_raw(raw_frame(9, 4 if i == len(chunks) - 2 else 0, 1, ch))
+status, _, _, _ = c.response(1)
+kind, code = (None, None)
+if status is None:
+    kind, code = c.rst_or_goaway(1, 1)
+ok(status == 431 or kind in ("rst", "goaway"),
+   "header list over %d bytes (CONTINUATIONs) -> 431 / RST / GOAWAY, not served" % limit,
+   "status %s, %s %s" % (status, kind, code))
+c.close()
+
+# Request content over 1 MiB: 413 and the stream reset with NO_ERROR.
+c = Conn()
+c.request(1, "/cache/clear", "POST", [("content-length", "2000000")], end_stream=False)
+status, _, _, _ = c.response(1)
+ok(status == 413, "content-length over 1 MiB -> 413", "status %s" % status)
+c.close()
+
+print("1..%d" % n_tests)
+sys.exit(1 if n_failed else 0)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Limits against the real binary: 1000 concurrent connections all answered,
+# a slowloris client dropped at the header timeout while others are served,
+# oversized heads refused (414/431), clients that never read cannot grow the
+# server's memory, and connections over API_MAX_CONNECTIONS refused cleanly.
+source "$SR_SRCDIR/tests/lib/tap.sh"
+source "$SR_SRCDIR/tests/lib/registry.sh"
+CLIENTS="$SR_SRCDIR/tests/integration/api_clients.py"
+/usr/bin/python3 -c 'import hpack, hyperframe' 2>/dev/null ||
+    skip_all "python3-h2 (hpack, hyperframe) is not installed"
+ulimit -n 4096 2>/dev/null
+
+start_registry limits REFRESH_INTERVAL_SEC=3600 API_THREADS=2 API_MAX_CONNECTIONS=1100 \
+    API_HEADER_TIMEOUT_SEC=2 API_IDLE_TIMEOUT_SEC=30 API_MAX_HEADER_BYTES=8192 \
+    API_MAX_REQUEST_LINE=1024
+ok $? "registry started"
+grep -q "2 thread(s), max 1100 connections, 100 streams each, idle 30 s, header 2 s" "$REG_LOG"
+ok $? "the API_* settings reach the server (startup line: $(grep -o 'listening on.*' "$REG_LOG"))"
+URL="http://127.0.0.1:$REG_PORT"
+
+out=$(/usr/bin/python3 "$CLIENTS" concurrent "$REG_PORT" 1000)
+is "$(jq .answered_200 <<<"$out")" 1000 "1000 concurrent connections (500 HTTP/1.1, 500 h2c): all answered 200"
+diag "$out"
+
+out=$(/usr/bin/python3 "$CLIENTS" slowloris "$REG_PORT")
+diag "$out"
+jq -e '.dropped_after != null and .dropped_after >= 1.5 and .dropped_after < 4' <<<"$out" >/dev/null
+ok $? "slowloris: dropped ~2 s (API_HEADER_TIMEOUT_SEC) after its first byte"
+is "$(jq -r .status <<<"$out")" 408 "slowloris: told 408 Request Timeout"
+jq -e '.normal_served >= 5' <<<"$out" >/dev/null
+ok $? "slowloris: a normal client is served all along"
+
+big=$(head -c 9000 /dev/zero | tr '\0' a)
+req --http1.1 -H "X-Big: $big" "$URL/health"
+is "$HTTP_STATUS" 431 "HTTP/1.1 header section over API_MAX_HEADER_BYTES: 431"
+req --http1.1 "$URL/services?x=$(head -c 1100 /dev/zero | tr '\0' b)"
+is "$HTTP_STATUS" 414 "HTTP/1.1 request line over API_MAX_REQUEST_LINE: 414"
+req --http2-prior-knowledge -H "X-Big: $big" "$URL/health"
+is "$HTTP_STATUS" 431 "h2 header list over API_MAX_HEADER_BYTES: 431"
+req --http2-prior-knowledge "$URL/services?x=$(head -c 1100 /dev/zero | tr '\0' b)"
+is "$HTTP_STATUS" 414 "h2 :path over API_MAX_REQUEST_LINE: 414"
+
+for proto in h1 h2; do
+    out=$(/usr/bin/python3 "$CLIENTS" nonreading "$REG_PORT" "$REG_PID" "$proto")
+    diag "$out"
+    jq -e '(.rss_after_kb - .rss_before_kb) < 20480' <<<"$out" >/dev/null
+    ok $? "$proto client that never reads: server RSS grows < 20 MB"
+    is "$(jq .others_served <<<"$out")" true "$proto client that never reads: others still served"
+done
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$REG_PID/status")
+diag "peak RSS of the registry so far: $hwm kB"
+
+# API_MAX_CONNECTIONS=3: three held, the fourth refused, one leaves, served again.
+start_registry maxconn REFRESH_INTERVAL_SEC=3600 API_MAX_CONNECTIONS=3 API_IDLE_TIMEOUT_SEC=30
+URL="http://127.0.0.1:$REG_PORT"
+for fd in 7 8 9; do
+    eval "exec $fd<>/dev/tcp/127.0.0.1/$REG_PORT"
+    printf 'GET /health HTTP/1.1\r\nHost: t\r\n\r\n' >&$fd
+done
+req --http1.1 "$URL/health"
+is "$HTTP_STATUS" 503 "4th HTTP/1.1 connection over API_MAX_CONNECTIONS=3: 503"
+is "$(jq -r .error <<<"$BODY")" too_many_connections "... too_many_connections"
+grep -qi '^connection: close' "$SR_TMP/headers"; ok $? "... with Connection: close"
+curl -s --http2-prior-knowledge -o /dev/null "$URL/health"; rc=$?
+[[ $rc != 0 ]]; ok $? "4th h2c connection: refused with GOAWAY (curl exit $rc)"
+exec 7>&-
+served() { [[ $(curl -s -o /dev/null -w '%{http_code}' "$URL/services") == 200 ]]; }
+poll_until 5 served; ok $? "one leaves: the next client is served"
+exec 8>&- 9>&-
+done_testing

@@ -43,8 +43,13 @@ is "$HTTP_STATUS" 414 "h2 :path over API_MAX_REQUEST_LINE: 414"
 for proto in h1 h2; do
     out=$(/usr/bin/python3 "$CLIENTS" nonreading "$REG_PORT" "$REG_PID" "$proto")
     diag "$out"
-    jq -e '(.rss_after_kb - .rss_before_kb) < 20480' <<<"$out" >/dev/null
-    ok $? "$proto client that never reads: server RSS grows < 20 MB"
+    if grep -q libasan "/proc/$REG_PID/maps"; then
+        # ASan keeps freed memory in quarantine (up to 256 MB): RSS says nothing.
+        skip "$proto client that never reads: server RSS grows < 20 MB" "ASan build"
+    else
+        jq -e '(.rss_after_kb - .rss_before_kb) < 20480' <<<"$out" >/dev/null
+        ok $? "$proto client that never reads: server RSS grows < 20 MB"
+    fi
     is "$(jq .others_served <<<"$out")" true "$proto client that never reads: others still served"
 done
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$REG_PID/status")

@@ -35,6 +35,11 @@ is() {
 
 diag() { echo "# $*"; }
 
+skip() { # skip "name" "reason"
+    _tap_n=$((_tap_n + 1))
+    echo "ok $_tap_n - $1 # SKIP $2"
+}
+
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 
 done_testing() {

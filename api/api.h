@@ -85,8 +85,7 @@ struct sr_api_opts {
                                         header section, h2 header list -> 431 */
     unsigned max_request_line;       /* API_MAX_REQUEST_LINE 256-1048576: HTTP/1.1
                                         request line, h2 :path -> 414 */
-    /* GET /events/stream. 0 = the environment variable of the same name if
-     * set (until cmd/ passes it), else the default above. */
+    /* GET /events/stream. 0 = the default above. */
     unsigned sse_heartbeat_sec;      /* SSE_HEARTBEAT_SEC 1-3600: ": heartbeat"
                                         comment period */
     unsigned sse_buffer_bytes;       /* SSE_BUFFER_BYTES 4096-1073741824: bytes a

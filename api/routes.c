@@ -100,9 +100,11 @@
  * /services/{name} and /services/{name}/metrics: ?index=R&wait=T. With R
  * absent or 0, or the cache not exactly at R (past it; or below it, after
  * a restart), the answer comes at once. Otherwise the request parks
- * (watch.c) until a change that endpoint shows (service.*,
- * services.updated; metrics.<name> for the metrics) or T plus up to T/16 of
- * jitter, and is then answered as without the parameters. T: "30s", "5m",
+ * (watch.c) until a change that endpoint may show (/services: any service.*
+ * event; /services/{name}: the events naming that service; its metrics:
+ * those and metrics.<name>; all of them: services.updated) or T plus up to
+ * T/16 of jitter, and is then answered as without the parameters (the
+ * index may then be past R through changes of other services). T: "30s", "5m",
  * "1m30s", "250ms" or plain seconds; default 5m, at most 10m (longer is
  * cut), 0 = the default. A malformed index or wait: 400 bad_request. */
 #include "api/api_internal.h"

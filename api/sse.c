@@ -432,9 +432,15 @@ static void pump(struct h1sse *x)
     }
 }
 
+static int h1_next(struct h1sse *x);
+
+/* From a top-level callback: the connection writes what is queued now
+ * (sr_api__conn_next pushes the output), which may close it. */
 static void h1_kick(void *owner)
 {
-    pump(owner);
+    struct h1sse *x = owner;
+    pump(x);
+    sr_api__conn_next(x->conn, h1_next(x));
 }
 
 static const struct sr_api__sse_ops h1_ops = {.kick = h1_kick, .backlog = h1_backlog};

@@ -337,23 +337,6 @@ static void on_events(struct sr_event *const *evs, size_t n, void *arg)
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Options from the environment until cmd/ passes them in sr_api_opts
- * (0 = unset). Checked like config.c does; a bad value keeps the default
- * with a warning, since this runs after config validation. */
-static unsigned env_uint(const char *name, long long min, long long max)
-{
-    const char *v = getenv(name);
-    long long x;
-    if (v == NULL || *v == '\0')
-        return 0;
-    if (sr_parse_int(v, min, max, &x) != 0) {
-        sr_log(SR_LOG_WARNING, "api", "ignoring %s=\"%s\": expected an integer from %lld to %lld",
-               name, v, min, max);
-        return 0;
-    }
-    return (unsigned)x;
-}
-
 int sr_api__watch_init(struct sr_api *api, const struct sr_api_opts *opts, char *err,
                        size_t errlen)
 {
@@ -361,13 +344,8 @@ int sr_api__watch_init(struct sr_api *api, const struct sr_api_opts *opts, char 
     api->stats->started = sr_now();
     api->router.stats = api->stats;
 
-    unsigned hb = opts->sse_heartbeat_sec;
-    if (hb == 0)
-        hb = env_uint("SSE_HEARTBEAT_SEC", 1, 3600);
+    unsigned hb = opts->sse_heartbeat_sec, buf = opts->sse_buffer_bytes;
     api->sse_heartbeat_sec = hb ? hb : SR_API_DEFAULT_SSE_HEARTBEAT_SEC;
-    unsigned buf = opts->sse_buffer_bytes;
-    if (buf == 0)
-        buf = env_uint("SSE_BUFFER_BYTES", 4096, 1073741824);
     api->sse_buffer_bytes = buf ? buf : SR_API_DEFAULT_SSE_BUFFER_BYTES;
 
     struct sr_api__relay *r = sr_calloc(1, sizeof(*r));

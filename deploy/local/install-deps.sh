@@ -8,7 +8,8 @@ pkgs=(gcc meson ninja-build pkg-config libcurl4-openssl-dev libnghttp2-dev libev
       libjansson-dev librabbitmq-dev docker.io busybox-static curl ca-certificates iproute2)
 if [[ "${1:-}" == "--test" ]]; then
     pkgs+=(nghttp2-client amqp-tools rabbitmq-server python3 python3-h2 python3-httpx
-           python3-pika python3-yaml jq valgrind procps util-linux)
+           python3-pika python3-yaml jq valgrind procps util-linux
+           prometheus)
 fi
 
 missing=()

@@ -467,36 +467,50 @@ def cmd_slow(a):
         http_post(a.port, "/cache/clear")
         http_post(a.port, "/cache/refresh")
         rounds += 1
-        ov = metric(a.port, "swarm_registry_sse_overruns_total")
-        if ov and ov >= 1 and rounds >= 3:
-            break
     overruns = metric(a.port, "swarm_registry_sse_overruns_total")
     rss1 = rss_kb(a.pid)
-    # Now read: everything queued, then a resync_required.
-    s.settimeout(2)
-    buf = b""
+    # Now read everything until the stream goes quiet. A client that follows
+    # the protocol (take the state of resync_required, apply what follows)
+    # must end up with the registry's current service list.
+    s.settimeout(1)
     p = SSEParser()
     evs = []
-    end = time.time() + 20
-    while time.time() < end and not any(e.get("event") == "resync_required" for e in evs):
+    head = b""
+    end = time.time() + 30
+    while time.time() < end:
         try:
             chunk = s.recv(1 << 20)
         except socket.timeout:
-            continue
+            break  # quiet for 1 s: caught up
         if not chunk:
             break
-        if not buf:
-            head, _, chunk = chunk.partition(b"\r\n\r\n")
-            buf = head + b"\r\n\r\n"
+        if b"\r\n\r\n" not in head:
+            head += chunk
+            if b"\r\n\r\n" not in head:
+                continue
+            head, _, chunk = head.partition(b"\r\n\r\n")
+            head += b"\r\n\r\n"
         evs.extend(p.feed(chunk))
     s.close()
+    state = None
+    for e in evs:
+        body = json.loads(e["data"])
+        if e.get("event") in ("resync_required", "services.updated"):
+            state = {x["name"] for x in body["services"]}
+        elif state is not None and e.get("event") == "service.removed":
+            state.discard(body["service"]["name"])
+        elif state is not None and e.get("event") in ("service.added", "service.updated"):
+            state.add(body["service"]["name"])
+    truth = {x["name"] for x in http_get(a.port, "/services").json()["services"]}
     ids = [int(e["id"]) for e in evs if "id" in e]
     print(json.dumps({
         "rounds": rounds, "overruns": overruns, "events": len(evs),
+        "first": [(e.get("id"), e.get("event"), len(e["data"])) for e in evs[:4]],
         "resync": sum(e.get("event") == "resync_required" for e in evs),
         "well_formed": all("id" in e and "event" in e and e["data"].startswith("{")
                            for e in evs),
         "ids_increasing": ids == sorted(set(ids)),
+        "state_matches": state == truth, "services": len(truth),
         "rss_before_kb": rss0, "rss_after_kb": rss1,
     }))
 

@@ -13,11 +13,16 @@ URL="http://127.0.0.1:$REG_PORT"
 N="${SR_PREFIX}lp"
 stream_up() { curl -sf "$URL/cache/stats" | jq -e '.docker.events_connected == true'; }
 poll_until 15 stream_up; ok $? "events stream connected"
+# The first metrics round gives every cached service an entry (one change
+# each); after it, only this test moves the cache.
+round_done() { curl -sf "$URL/cache/stats" | jq -e '.refreshes >= 1 and .metrics == .services'; }
+poll_until 30 round_done; ok $? "initial refresh and metrics round done"
 create_service lp --label autoscaler.enabled=true --replicas 0 local/busybox:1 sleep 1000000
 listed() { curl -sf -o /dev/null "$URL/services/$N"; }
 poll_until 10 listed; ok $? "service listed"
 
 index_of() { tr -d '\r' <"$1" | awk 'tolower($1)=="x-registry-index:"{print $2}'; }
+cur_index() { curl -sI "$URL/services/$N" | tr -d '\r' | awk 'tolower($1)=="x-registry-index:"{print $2}'; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 longpolls() { curl -s "$URL/metrics" | awk '$1=="swarm_registry_watchers{kind=\"longpoll\"}"{print $2}'; }
 parked() { [[ $(longpolls) == "$1" ]]; }
@@ -56,6 +61,7 @@ is "$(index_of "$SR_TMP/headers")" "$IDX2" "... with the current index"
 
 # 3. The wait bound: 2 s plus at most 2/16 s of jitter, same index, same body.
 req "$URL/services/$N"; PLAIN=$BODY
+IDX2=$(index_of "$SR_TMP/headers")
 T0=$(ms)
 req "$URL/services/$N?index=$IDX2&wait=2s"
 EL=$(( $(ms) - T0 ))
@@ -73,7 +79,7 @@ is "$HTTP_STATUS" 200 "/services/{name}/metrics long-polls too (${EL} ms)"
 
 # 4. Another service's change does not wake a /services/{name} long-poll,
 #    but wakes a /services one.
-M="${SR_PREFIX}other"
+IDX2=$(cur_index)
 curl -s -o /dev/null -w '%{http_code}' "$URL/services/$N?index=$IDX2&wait=30s" >"$SR_TMP/lp4a" &
 LPA=$!
 curl -s -o /dev/null -w '%{http_code}' "$URL/services?index=$IDX2&wait=30s" >"$SR_TMP/lp4b" &
@@ -87,7 +93,7 @@ parked 1; ok $? "... which stays parked"
 kill $LPA 2>/dev/null; wait $LPA 2>/dev/null; wait $LPB 2>/dev/null
 
 # 5. A client that goes away while parked is forgotten at once (HTTP/1.1).
-curl -s -o /dev/null --max-time 1 "$URL/services/$N?index=$(index_of <(curl -sI "$URL/services/$N"))&wait=60s"
+curl -s -o /dev/null --max-time 1 "$URL/services/$N?index=$(cur_index)&wait=60s"
 poll_ms 2000 10 parked 0; ok $? "a client that left a long-poll is dropped (${POLL_MS} ms)"
 
 # 6. HTTP/2: many parked streams on one connection; one reset, another
@@ -106,7 +112,7 @@ ok $? "h2: within 1 s of the update ($(jq .max_after_update_ms <<<"$OUT") ms)"
 jq -e '.after_status == 200' <<<"$OUT" >/dev/null; ok $? "h2: the connection still serves"
 
 # 7. Graceful stop answers parked long-polls at once.
-curl -s -o "$SR_TMP/lp7.b" -w '%{http_code}' "$URL/services/$N?index=$(index_of <(curl -sI "$URL/services/$N"))&wait=60s" >"$SR_TMP/lp7.code" &
+curl -s -o "$SR_TMP/lp7.b" -w '%{http_code}' "$URL/services/$N?index=$(cur_index)&wait=60s" >"$SR_TMP/lp7.code" &
 LP7=$!
 poll_ms 3000 10 parked 1; ok $? "parked before the stop"
 T0=$(ms)

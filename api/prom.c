@@ -294,6 +294,11 @@ char *sr_api__prom_metrics(const struct sr_api__prom_input *in, size_t *len)
     single(&b, "swarm_registry_docker_events_stream_up", "gauge",
            "1 while the Docker events stream is connected, else 0.",
            cs->source.events_connected);
+    single(&b, "swarm_registry_docker_api_requests_total", "counter",
+           "Docker Engine API calls made (finished transfers).", (double)cs->source_calls);
+    single(&b, "swarm_registry_docker_api_errors_total", "counter",
+           "Docker Engine API calls that failed (transport error or HTTP status >= 400).",
+           (double)cs->source_errors);
     single(&b, "swarm_registry_docker_events_received_total", "counter",
            "Docker events received on the events stream.", (double)cs->source.events_received);
     single(&b, "swarm_registry_docker_last_event_timestamp_seconds", "gauge",

@@ -625,6 +625,15 @@ void sr_cache_set_source(struct sr_cache *cache, const struct sr_source_status *
     pthread_mutex_unlock(&cache->stats_mu);
 }
 
+void sr_cache_count_source_call(struct sr_cache *cache, bool error)
+{
+    pthread_mutex_lock(&cache->stats_mu);
+    cache->stats.source_calls++;
+    if (error)
+        cache->stats.source_errors++;
+    pthread_mutex_unlock(&cache->stats_mu);
+}
+
 void sr_cache_get_stats(struct sr_cache *cache, struct sr_cache_stats *out)
 {
     struct sr_snapshot *s = sr_cache_acquire(cache);

@@ -189,6 +189,10 @@ struct sr_source_status {
 
 void sr_cache_set_source(struct sr_cache *cache, const struct sr_source_status *st);
 
+/* Counts one finished call to the source (Docker's API); error = it failed
+ * (transport error or HTTP status >= 400). */
+void sr_cache_count_source_call(struct sr_cache *cache, bool error);
+
 struct sr_cache_stats {
     uint64_t version;
     size_t services;
@@ -197,6 +201,7 @@ struct sr_cache_stats {
     uint64_t refreshes;       /* full refreshes done */
     double last_refresh;      /* Unix seconds, 0 = never */
     uint64_t added, updated, removed, clears;
+    uint64_t source_calls, source_errors; /* Docker API calls, and failed ones */
     struct sr_source_status source;
 };
 

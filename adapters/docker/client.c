@@ -30,6 +30,8 @@ struct sr_http {
     char *base_url;
     struct sr_http_req *reqs; /* live requests */
     struct sock *socks;
+    sr_http_count_cb count;
+    void *count_arg;
 };
 
 struct sr_http_req {
@@ -290,6 +292,8 @@ static void reap(struct sr_http *h)
                 describe_error(r, rc, why, sizeof(why));
             res.error = why;
         }
+        if (h->count != NULL)
+            h->count(rc != CURLE_OK || res.status >= 400, h->count_arg);
         sr_http_done_cb done = r->on_done;
         void *arg = r->arg;
         /* Detach the buffers from the request so they outlive its free. */
@@ -416,6 +420,12 @@ struct sr_http *sr_http_new(struct event_base *base, const char *unix_path, cons
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     return h;
+}
+
+void sr_http_set_counter(struct sr_http *h, sr_http_count_cb cb, void *arg)
+{
+    h->count = cb;
+    h->count_arg = arg;
 }
 
 void sr_http_free(struct sr_http *h)

@@ -458,12 +458,21 @@ static void on_socket_created(void *arg)
     evtimer_add(d->sync_timer, &tv);
 }
 
+/* Every Docker API call and failure, for /metrics. */
+static void on_call_done(bool error, void *arg)
+{
+    struct sr_docker *d = arg;
+    sr_cache_count_source_call(d->cache, error);
+}
+
 static void *thread_main(void *arg)
 {
     struct sr_docker *d = arg;
     if (d->ep.unix_path[0] != '\0')
         d->sockwatch = sr_sockwatch_new(d->base, d->ep.unix_path, on_socket_created, d);
     d->http = sr_http_new(d->base, d->ep.unix_path, d->ep.http_base);
+    if (d->http != NULL)
+        sr_http_set_counter(d->http, on_call_done, d);
     if (d->http == NULL) {
         sr_log(SR_LOG_CRITICAL, LOGGER, "could not create the curl multi handle");
     } else {

@@ -36,6 +36,7 @@ is "$(S "swarm_registry_service_replicas_running$L")" 1 "per service: replicas r
 is "$(S "swarm_registry_service_containers_sampled$L")" 1 "per service: containers sampled"
 awk -v v="$(S 'swarm_registry_cache_services')" 'BEGIN{exit !(v+0 >= 2)}'; ok $? "cache services"
 awk -v v="$(S 'swarm_registry_docker_events_received_total')" 'BEGIN{exit !(v+0 > 0)}'; ok $? "docker events received"
+awk -v v="$(S 'swarm_registry_docker_api_requests_total')" 'BEGIN{exit !(v+0 > 0)}'; ok $? "docker API calls counted"
 is "$(S 'swarm_registry_docker_up')" 1 "docker up"
 awk -v v="$(S 'swarm_registry_http_requests_total{endpoint="/services/{name}/metrics",method="GET",code="200"}')" \
     'BEGIN{exit !(v+0 >= 1)}'; ok $? "requests counted by endpoint, method and code"

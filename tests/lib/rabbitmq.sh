@@ -146,6 +146,15 @@ rmq_stop() {
         fi
     fi
     wait "$RMQ_PID" 2>/dev/null
+    # The Erlang VM may outlive the script for a moment; a restart with the
+    # same node name before it is gone fails ("node name already in use").
+    local vm i
+    vm=$(cat "$RMQ_DIR/rabbit.pid" 2>/dev/null)
+    if [[ -n $vm ]]; then
+        for i in $(seq 1 100); do kill -0 "$vm" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$vm" 2>/dev/null && kill -KILL "$vm" 2>/dev/null
+        rm -f "$RMQ_DIR/rabbit.pid"
+    fi
     RMQ_PID=
 }
 

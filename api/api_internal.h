@@ -73,6 +73,22 @@ static inline size_t sr_api__response_length(const struct sr_api__response *r)
     return r->len + r->tail_len;
 }
 
+/* Writes v in decimal and a NUL to buf (at least 21 bytes); returns the
+ * digit count. The hot paths' replacement for snprintf("%llu"). */
+static inline size_t sr_api__fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
+
 /* Releases the snapshot reference or frees the owned body; zeroes *r. */
 void sr_api__response_clear(struct sr_api__response *r);
 

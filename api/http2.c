@@ -42,8 +42,9 @@
 #include "cache/log.h"
 #include "cache/util.h"
 
-/* Below this a DATA payload is copied: a reference costs a chain. */
-#define COPY_BELOW 512
+/* Below this a DATA payload is copied: a reference costs a chain (a
+ * malloc and free, and a separate iovec), more than copying 2 KiB. */
+#define COPY_BELOW 2048
 #define INM_MAX 1024
 
 /* A response body shared by its stream and the evbuffer chains that
@@ -58,7 +59,8 @@ struct stream {
     int32_t id;
     struct stream *prev, *next;
     char method[24];
-    char *path;          /* owned */
+    char *path;          /* path_buf, or owned when longer */
+    char path_buf[96];
     char *if_none_match; /* owned, or NULL */
     char *last_event_id; /* owned, or NULL */
     size_t nheaders, header_bytes;
@@ -76,11 +78,18 @@ struct stream {
     struct sr_api__sse *sse; /* GET /events/stream: a long-lived response */
 };
 
+/* Freed streams kept for reuse, per connection: a stream per request is
+ * otherwise a malloc and a free each time. */
+#define SPARE_STREAMS 16
+
 struct h2 {
     struct sr_api__conn *conn;
     nghttp2_session *session;
     struct stream *streams;
     size_t nstreams;
+    struct stream *spare; /* reusable stream structs (next-linked) */
+    size_t nspare;
+    struct stream *hdr_stream; /* the stream whose header block is being read */
     size_t nincomplete; /* streams whose request has not fully arrived */
     bool served_any;    /* a request began: IDLE, not HEAD, when none is open */
     bool notice_sent;   /* shutdown notice submitted */
@@ -111,9 +120,29 @@ static void release_body(const void *data, size_t len, void *arg)
     body_unref(arg);
 }
 
+static void set_path(struct stream *s, const char *p, size_t n)
+{
+    if (s->path != s->path_buf)
+        free(s->path);
+    if (n < sizeof(s->path_buf)) {
+        memcpy(s->path_buf, p, n);
+        s->path_buf[n] = '\0';
+        s->path = s->path_buf;
+    } else {
+        s->path = sr_strndup(p, n);
+    }
+}
+
 static struct stream *stream_new(struct h2 *h2, int32_t id)
 {
-    struct stream *s = sr_calloc(1, sizeof(*s));
+    struct stream *s = h2->spare;
+    if (s != NULL) {
+        h2->spare = s->next;
+        h2->nspare--;
+        memset(s, 0, sizeof(*s));
+    } else {
+        s = sr_calloc(1, sizeof(*s));
+    }
     s->h2 = h2;
     s->id = id;
     s->next = h2->streams;
@@ -149,10 +178,19 @@ static void stream_free(struct stream *s)
     sr_api__park_clear(&s->park);
     sr_api__sse_free(s->sse);
     body_unref(s->body);
-    free(s->path);
+    if (s->path != s->path_buf)
+        free(s->path);
     free(s->if_none_match);
     free(s->last_event_id);
-    free(s);
+    if (h2->hdr_stream == s)
+        h2->hdr_stream = NULL;
+    if (h2->nspare < SPARE_STREAMS) {
+        s->next = h2->spare;
+        h2->spare = s;
+        h2->nspare++;
+    } else {
+        free(s);
+    }
 }
 
 /* Data source: only says how much goes in the next frame; the bytes are
@@ -233,10 +271,11 @@ static void respond(struct stream *s, struct sr_api__response *r)
     r = &s->body->r;
     s->wire_off = 0;
 
-    char status[8], len[24], index[24];
-    snprintf(status, sizeof(status), "%d", r->status);
-    snprintf(len, sizeof(len), "%zu", sr_api__response_length(r));
-    snprintf(index, sizeof(index), "%llu", (unsigned long long)r->index);
+    /* Not snprintf: this runs per response and printf dominated it. */
+    char status[24], len[24], index[24];
+    sr_api__fmt_u64(status, r->status >= 0 ? (uint64_t)r->status : 0);
+    sr_api__fmt_u64(len, sr_api__response_length(r));
+    sr_api__fmt_u64(index, r->index);
     nghttp2_nv nva[10];
     size_t n = 0;
     nva[n++] = (nghttp2_nv)NVC(":status", status);
@@ -406,6 +445,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return 0;
     struct stream *s = stream_new(h2, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    h2->hdr_stream = s;
     /* A header block has begun: it must end within header_timeout_sec. */
     sr_api__conn_timer(h2->conn, SR_API_TIMER_HEAD);
     return 0;
@@ -418,7 +458,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     (void)flags;
     struct h2 *h2 = user_data;
     const struct sr_api__limits *lim = &h2->conn->api->lim;
-    struct stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    /* A header block is contiguous (RFC 9113 §4.3): the stream it began
+     * on, without nghttp2's stream lookup for each field. */
+    struct stream *s = h2->hdr_stream;
+    if (s == NULL || s->id != frame->hd.stream_id)
+        s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (s == NULL || s->error)
         return 0;
     /* RFC 9113 §6.5.2: name + value + 32 per field. */
@@ -437,8 +481,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
             s->error = 414;
             return 0;
         }
-        free(s->path);
-        s->path = sr_strndup((const char *)value, valuelen);
+        set_path(s, (const char *)value, valuelen);
     } else if (namelen == 14 && memcmp(name, "content-length", 14) == 0) {
         /* nghttp2 has validated the digits; refuse early what is too big. */
         if (valuelen > 7 || strtoull((const char *)value, NULL, 10) > SR_API_MAX_BODY)
@@ -691,6 +734,11 @@ static void h2_delete(struct h2 *h2)
     /* nghttp2_session_del does not call on_stream_close: free ours here. */
     while (h2->streams != NULL)
         stream_free(h2->streams);
+    while (h2->spare != NULL) {
+        struct stream *s = h2->spare;
+        h2->spare = s->next;
+        free(s);
+    }
     nghttp2_session_del(h2->session);
     free(h2);
 }
@@ -760,7 +808,7 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     struct stream *s = stream_new(h2, 1);
     snprintf(s->method, sizeof(s->method), "%s", u->method);
     s->head = strcmp(s->method, "HEAD") == 0;
-    s->path = sr_strdup(u->target);
+    set_path(s, u->target, strlen(u->target));
     s->if_none_match = u->if_none_match ? sr_strdup(u->if_none_match) : NULL;
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
     h2->max_client_id = 1;

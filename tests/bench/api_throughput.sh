@@ -11,7 +11,10 @@
 # for /services and /health. Prints req/s of both, the ratio, and the
 # registry's peak RSS (VmHWM).
 #
-# usage: tests/bench/api_throughput.sh [--duration SEC] [--threads N]
+# Each line runs ROUNDS times (default 3), alternating registry and h2o, and
+# reports the median of each.
+#
+# usage: tests/bench/api_throughput.sh [--duration SEC] [--threads N] [--rounds N]
 #   SR_BIN      the binary (default build-bench/cmd/service-registry/service-registry,
 #               built with meson --buildtype=release if missing)
 #   API_THREADS is passed through (default 1); h2o gets as many threads.
@@ -19,12 +22,14 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 SRCDIR=$PWD
 DURATION=5
+ROUNDS=3
 THREADS=${API_THREADS:-1}
 while [[ $# -gt 0 ]]; do
     case $1 in
     --duration) DURATION=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration SEC] [--threads N]" >&2; exit 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration SEC] [--threads N] [--rounds N]" >&2; exit 2 ;;
     esac
 done
 
@@ -135,6 +140,8 @@ run() { # port path args...
     echo "$rps"
 }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 printf '\n%-8s %-22s %14s %14s %8s\n' path line "registry req/s" "h2o req/s" ratio
 lines=("h2 -c 10 -m 10|-c 10 -m 10" "h2 -c 100|-c 100 -m 1" "h1 --h1 -c 16|--h1 -c 16")
 worst=""
@@ -142,8 +149,15 @@ for path in /services /health; do
     for l in "${lines[@]}"; do
         name=${l%%|*}
         read -r -a args <<<"${l#*|}"
-        r=$(run "$REG_PORT" "$path" "${args[@]}")
-        h=$(run "$H2O_PORT" "$path" "${args[@]}")
+        # Alternate the two servers, ROUNDS times, and keep the median of
+        # each: one run on a shared machine is too noisy to compare.
+        rs=() hs=()
+        for _ in $(seq 1 "$ROUNDS"); do
+            rs+=("$(run "$REG_PORT" "$path" "${args[@]}")")
+            hs+=("$(run "$H2O_PORT" "$path" "${args[@]}")")
+        done
+        r=$(median "${rs[@]}")
+        h=$(median "${hs[@]}")
         ratio=$(awk -v r="$r" -v h="$h" 'BEGIN { printf (h > 0 ? "%.2f" : "n/a"), (h > 0 ? r / h : 0) }')
         printf '%-8s %-22s %14.0f %14.0f %8s\n' "$path" "$name" "$r" "$h" "$ratio"
         worst=$(awk -v w="${worst:-999}" -v x="$ratio" 'BEGIN { print (x != "n/a" && x < w) ? x : w }')

@@ -461,6 +461,11 @@ struct sr_cache_stats;
 /* A Consul wait= value: "30s", "5m", "1m30s", "1.5s", "250ms", "2h", or plain
  * seconds "30". Returns 0 with *ms (unclamped; huge values saturate), or -1. */
 int sr_api__parse_wait(const char *s, size_t len, uint64_t *ms);
+/* Iterates the parameters of q[0..qlen) from *pos (start at 0): sets the raw
+ * (undecoded) key and value of the next one ("k" alone gives an empty value)
+ * and returns true, or false at the end. */
+bool sr_api__query_next(const char *q, size_t qlen, size_t *pos, const char **key,
+                        size_t *klen, const char **val, size_t *vlen);
 /* The raw (undecoded) value of the first `name` parameter of q[0..qlen). */
 bool sr_api__query_get(const char *q, size_t qlen, const char *name, const char **val,
                        size_t *vlen);

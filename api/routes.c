@@ -645,16 +645,9 @@ static char *query_decode(const char *s, size_t n)
  * known parameter (unknown parameters are never decoded). */
 static int parse_filters(const char *q, size_t n, struct filters *f)
 {
-    size_t i = 0;
-    while (i < n) {
-        size_t e = i;
-        while (e < n && q[e] != '&')
-            e++;
-        const char *kv = q + i;
-        size_t kvlen = e - i;
-        i = e + 1;
-        const char *eq = memchr(kv, '=', kvlen);
-        size_t klen = eq ? (size_t)(eq - kv) : kvlen;
+    size_t pos = 0, klen, vlen;
+    const char *kv, *val;
+    while (sr_api__query_next(q, n, &pos, &kv, &klen, &val, &vlen)) {
         enum filter_kind kind;
         if (klen == 5 && memcmp(kv, "label", 5) == 0)
             kind = F_LABEL;
@@ -664,8 +657,6 @@ static int parse_filters(const char *q, size_t n, struct filters *f)
             kind = F_METRIC;
         else
             continue; /* unknown parameter: ignored */
-        const char *val = eq ? eq + 1 : kv + kvlen;
-        size_t vlen = kvlen - (size_t)(val - kv);
         struct filter flt = {.kind = kind};
         if (kind == F_LABEL) {
             /* label=KEY or label=KEY=VALUE: the first raw '=' splits, so an

@@ -76,25 +76,34 @@ int sr_api__parse_wait(const char *s, size_t len, uint64_t *ms)
 
 /* ---- query strings ------------------------------------------------------------ */
 
+bool sr_api__query_next(const char *q, size_t qlen, size_t *pos, const char **key,
+                        size_t *klen, const char **val, size_t *vlen)
+{
+    size_t i = *pos;
+    if (i >= qlen)
+        return false;
+    size_t e = i;
+    while (e < qlen && q[e] != '&')
+        e++;
+    const char *kv = q + i;
+    size_t kvlen = e - i;
+    *pos = e + 1;
+    const char *eq = memchr(kv, '=', kvlen);
+    *key = kv;
+    *klen = eq ? (size_t)(eq - kv) : kvlen;
+    *val = eq ? eq + 1 : kv + kvlen;
+    *vlen = kvlen - (size_t)(*val - kv);
+    return true;
+}
+
 bool sr_api__query_get(const char *q, size_t qlen, const char *name, const char **val,
                        size_t *vlen)
 {
-    size_t nlen = strlen(name), i = 0;
-    while (i < qlen) {
-        size_t e = i;
-        while (e < qlen && q[e] != '&')
-            e++;
-        const char *kv = q + i;
-        size_t kvlen = e - i;
-        i = e + 1;
-        const char *eq = memchr(kv, '=', kvlen);
-        size_t klen = eq ? (size_t)(eq - kv) : kvlen;
-        if (klen == nlen && memcmp(kv, name, nlen) == 0) {
-            *val = eq ? eq + 1 : kv + kvlen;
-            *vlen = kvlen - (size_t)(*val - kv);
+    size_t nlen = strlen(name), pos = 0, klen;
+    const char *key;
+    while (sr_api__query_next(q, qlen, &pos, &key, &klen, val, vlen))
+        if (klen == nlen && memcmp(key, name, nlen) == 0)
             return true;
-        }
-    }
     return false;
 }
 

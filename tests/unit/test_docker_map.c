@@ -4,18 +4,8 @@
 
 #include "adapters/docker/map.h"
 #include "tests/unit/tap.h"
+#include "tests/unit/tap_data.h"
 
-static json_t *load(const char *name)
-{
-    const char *dir = getenv("SR_TEST_DATA");
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/data", name);
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (j == NULL)
-        printf("# cannot load %s: %s\n", path, err.text);
-    return j;
-}
 
 static const json_t *by_id(const json_t *arr, const char *id)
 {
@@ -49,8 +39,8 @@ static json_t *map_text(const char *text)
 
 int main(void)
 {
-    json_t *status = load("services-status.json");
-    json_t *plain = load("services.json");
+    json_t *status = tap_load_json("services-status.json");
+    json_t *plain = tap_load_json("services.json");
     ok(json_is_array(status) && json_array_size(status) == 5, "services-status.json loaded");
     ok(json_is_array(plain) && json_array_size(plain) == 5, "services.json loaded");
 
@@ -169,7 +159,7 @@ int main(void)
     json_decref(copy);
 
     /* service.json (GET /services/{id}) maps too */
-    json_t *one = load("service.json");
+    json_t *one = tap_load_json("service.json");
     json_t *m = sr_docker_map_service(one);
     is_str(s(m, "name"), "web1", "service.json maps");
     json_decref(m);

@@ -9,20 +9,10 @@
 #include <string.h>
 
 #include "tests/unit/tap.h"
+#include "tests/unit/tap_data.h"
 
 #define LOCAL "ihb5wrru5khbz8j27jvecwptz" /* tasks.json's node */
 
-static json_t *load(const char *name)
-{
-    char path[1024];
-    const char *dir = getenv("SR_TEST_DATA");
-    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/data", name);
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (j == NULL)
-        printf("# cannot load %s: %s\n", path, err.text);
-    return j;
-}
 
 /* A cgroup v1 style stats object: CPU% = cpu_ns / sys_ns * 2 * 100 on 2
  * CPUs; memory used = usage - total_inactive_file. */
@@ -67,7 +57,7 @@ static double num(const json_t *o, const char *a, const char *b)
 
 static void test_tasks_capture(void)
 {
-    json_t *tasks = load("tasks.json");
+    json_t *tasks = tap_load_json("tasks.json");
     ok(tasks != NULL, "tasks.json loads");
     struct sr_metrics_task *v;
     long n = sr_metrics_tasks(tasks, LOCAL, NULL, &v);
@@ -144,7 +134,7 @@ static void test_tasks_constructed(void)
 static void test_set_stats(void)
 {
     struct sr_metrics_task t = task("s", "t", "c", LOCAL, 1, SR_METRICS_PENDING);
-    json_t *busy = load("stats-stream-false-busy.json");
+    json_t *busy = tap_load_json("stats-stream-false-busy.json");
     sr_metrics_set_stats(&t, busy);
     is_int(t.state, SR_METRICS_SAMPLED, "busy capture: sampled");
     is_dbl(t.stats.cpu_percent, 101.1245, 0.001, "busy capture: CPU % kept");
@@ -168,7 +158,7 @@ static void test_set_stats(void)
     is_int(t.state, SR_METRICS_GONE, "stopped container (zeros): gone, not numbers");
     json_decref(gone);
 
-    json_t *one = load("stats-one-shot.json");
+    json_t *one = tap_load_json("stats-one-shot.json");
     t.state = SR_METRICS_PENDING;
     sr_metrics_set_stats(&t, one);
     ok(t.state == SR_METRICS_SAMPLED && !t.stats.cpu_valid && t.stats.mem_valid,
@@ -364,7 +354,7 @@ static void test_empty(void)
 
     /* Memory-only sample (no precpu): cpu null, memory numbers. */
     struct sr_metrics_task m = task("svc1", "tm", "cm", LOCAL, 0, SR_METRICS_PENDING);
-    json_t *one = load("stats-one-shot.json");
+    json_t *one = tap_load_json("stats-one-shot.json");
     sr_metrics_set_stats(&m, one);
     json_decref(one);
     in.tasks = &m;

@@ -6,18 +6,8 @@
 #include <stdlib.h>
 
 #include "tests/unit/tap.h"
+#include "tests/unit/tap_data.h"
 
-static json_t *load(const char *name)
-{
-    char path[1024];
-    const char *dir = getenv("SR_TEST_DATA");
-    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/data", name);
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (j == NULL)
-        printf("# cannot load %s: %s\n", path, err.text);
-    return j;
-}
 
 int main(void)
 {
@@ -26,7 +16,7 @@ int main(void)
     /* Busy loop, 2 CPUs: cpu_delta = 3038780785 - 2047760530 = 991020255 ns,
      * system_delta = 1982780000000 - 1980820000000 = 1960000000 ns,
      * CPU% = 991020255 / 1960000000 * 2 * 100 = 101.1245... */
-    json_t *busy = load("stats-stream-false-busy.json");
+    json_t *busy = tap_load_json("stats-stream-false-busy.json");
     ok(busy != NULL, "busy capture loads");
     is_int(sr_stats_compute(busy, &s), 0, "busy: computed");
     ok(s.cpu_valid, "busy: cpu valid");
@@ -46,7 +36,7 @@ int main(void)
     json_decref(busy);
 
     /* Idle: total_usage did not move -> 0 %, a real zero. */
-    json_t *idle = load("stats-stream-false.json");
+    json_t *idle = tap_load_json("stats-stream-false.json");
     sr_stats_compute(idle, &s);
     ok(s.cpu_valid, "idle: cpu valid");
     is_dbl(s.cpu_percent, 0.0, 1e-12, "idle: 0 %");
@@ -55,7 +45,7 @@ int main(void)
     json_decref(idle);
 
     /* one-shot has no precpu: CPU cannot be computed, and must not be guessed. */
-    json_t *one = load("stats-one-shot.json");
+    json_t *one = tap_load_json("stats-one-shot.json");
     sr_stats_compute(one, &s);
     ok(!s.cpu_valid, "one-shot: cpu not valid without precpu");
     j = sr_stats_to_json(&s);

@@ -42,8 +42,7 @@ struct sr_http_req {
     sr_http_open_cb on_open;
     sr_http_data_cb on_data;
     void *arg;
-    char *body;
-    size_t len, cap;
+    struct sr_buf body;
     char api_version[32];
     long date;
     char errbuf[CURL_ERROR_SIZE];
@@ -138,20 +137,11 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *so
 
 static int append(struct sr_http_req *r, const char *data, size_t n, size_t max)
 {
-    if (n > max - r->len) {
+    if (n > max - r->body.len) {
         r->too_big = true;
         return -1;
     }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        r->body = sr_realloc(r->body, cap);
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, data, n);
-    r->len += n;
-    r->body[r->len] = '\0';
+    sr_buf_put(&r->body, data, n);
     return 0;
 }
 
@@ -184,8 +174,8 @@ static void fill_result(const struct sr_http_req *r, struct sr_http_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->status = status_of(r);
-    res->body = r->body != NULL ? r->body : "";
-    res->len = r->len;
+    res->body = r->body.p != NULL ? r->body.p : "";
+    res->len = r->body.len;
     res->api_version = r->api_version;
     res->date = r->date;
     res->error = "";
@@ -240,7 +230,7 @@ static void req_free(struct sr_http_req *r)
     curl_multi_remove_handle(r->h->multi, r->easy);
     curl_easy_cleanup(r->easy);
     unlink_req(r);
-    free(r->body);
+    free(r->body.p);
     free(r);
 }
 
@@ -297,11 +287,11 @@ static void reap(struct sr_http *h)
         sr_http_done_cb done = r->on_done;
         void *arg = r->arg;
         /* Detach the buffers from the request so they outlive its free. */
-        char *body = r->body;
+        char *body = r->body.p;
         char apiv[sizeof(r->api_version)];
         memcpy(apiv, r->api_version, sizeof(apiv));
         res.api_version = apiv;
-        r->body = NULL;
+        r->body.p = NULL;
         req_free(r);
         done(&res, arg);
         free(body);

@@ -476,17 +476,13 @@ int sr_docker_collect_metrics(struct sr_docker *d, const char *service_id, sr_do
     }
     q->cb = cb;
     q->arg = arg;
-    pthread_mutex_lock(&d->mu);
-    if (d->stopping) {
-        pthread_mutex_unlock(&d->mu);
+    if (!sr_docker__queue_lock(d)) {
         free(q);
         return -1;
     }
     q->next = d->mqueue;
     d->mqueue = q;
-    if (d->base != NULL)
-        event_active(d->wake_ev, EV_READ, 0);
-    pthread_mutex_unlock(&d->mu);
+    sr_docker__queue_wake_unlock(d);
     return 0;
 }
 

@@ -505,19 +505,30 @@ int sr_docker_request_resync(struct sr_docker *d, sr_docker_done_cb cb, void *ar
     struct sr_docker__resync *r = sr_calloc(1, sizeof(*r));
     r->cb = cb;
     r->arg = arg;
-    pthread_mutex_lock(&d->mu);
-    if (d->stopping) {
-        pthread_mutex_unlock(&d->mu);
+    if (!sr_docker__queue_lock(d)) {
         free(r);
         return -1;
     }
     r->next = d->queue;
     d->queue = r;
-    /* Under mu: stop sets `stopping` under it before the base can go away. */
+    sr_docker__queue_wake_unlock(d);
+    return 0;
+}
+
+bool sr_docker__queue_lock(struct sr_docker *d)
+{
+    pthread_mutex_lock(&d->mu);
+    if (!d->stopping)
+        return true;
+    pthread_mutex_unlock(&d->mu);
+    return false;
+}
+
+void sr_docker__queue_wake_unlock(struct sr_docker *d)
+{
     if (d->base != NULL)
         event_active(d->wake_ev, EV_READ, 0);
     pthread_mutex_unlock(&d->mu);
-    return 0;
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */

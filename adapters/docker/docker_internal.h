@@ -154,6 +154,12 @@ struct sr_docker {
 
 /* docker.c */
 void sr_docker__publish(struct sr_docker *d);        /* d->status -> cache */
+/* Request queues fed from other threads: lock d->mu and return true, or
+ * return false (unlocked) when the adapter is stopping; after pushing, wake
+ * the loop and unlock. The wake happens under mu: stop sets `stopping` under
+ * it before the base can go away. */
+bool sr_docker__queue_lock(struct sr_docker *d);
+void sr_docker__queue_wake_unlock(struct sr_docker *d);
 void sr_docker__want_sync(struct sr_docker *d);      /* a full sync soon (coalesced) */
 void sr_docker__stream_settled(struct sr_docker *d); /* opened or failed */
 double sr_docker__jitter(struct sr_docker *d, double base);

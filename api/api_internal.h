@@ -47,10 +47,27 @@
 
 /* ---- responses (routes.c) ----------------------------------------------- */
 
+/* Bodies shorter than this are copied into the output buffer: an evbuffer
+ * reference costs a chain (a malloc and a free, and one more iovec), more
+ * than copying 2 KiB. */
+#define SR_API_COPY_BELOW 2048
+
+/* Bytes shared by reference inside one worker thread (so a plain count):
+ * the worker's cached /health answer, lent to every response that uses it. */
+struct sr_api__blob {
+    unsigned refs;
+    size_t len;
+    char data[];
+};
+
+struct sr_api__blob *sr_api__blob_new(const char *data, size_t len);
+void sr_api__blob_unref(struct sr_api__blob *b);
+
 /* One response. The body is `body[0..len)` followed by `tail[0..tail_len)`.
- * `body` is either borrowed from a snapshot (`snap` holds the reference that
- * keeps it alive) or owned (`owned`, malloc'd), never both; `tail` is inline
- * (a few bytes spliced after a borrowed body, e.g. `,"age_sec":1.5}`).
+ * `body` is borrowed from a snapshot (`snap` holds the reference that keeps
+ * it alive) or from a blob (`blob`), or owned (`owned`, malloc'd): one of
+ * the three at most; `tail` is inline (a few bytes spliced after a borrowed
+ * body, e.g. `,"age_sec":1.5}`).
  * Whoever sends it takes it over, or calls sr_api__response_clear. */
 struct sr_api__response {
     int status;
@@ -59,6 +76,7 @@ struct sr_api__response {
     const char *body;
     size_t len;
     struct sr_snapshot *snap; /* reference held for `body`, or NULL */
+    struct sr_api__blob *blob; /* reference held for `body`, or NULL */
     char *owned;              /* malloc'd body (== body), or NULL */
     char etag[64];            /* entity-tag with its quotes (maybe W/), "" = none */
     char tail[48];
@@ -126,8 +144,7 @@ struct sr_api__router {
 struct sr_api__health_cache {
     double until; /* sr_mono() after which it is rebuilt */
     int status;
-    char *body; /* owned */
-    size_t len;
+    struct sr_api__blob *body; /* a reference, or NULL */
     char etag[64];
 };
 #define SR_API_HEALTH_TTL 0.1 /* seconds */

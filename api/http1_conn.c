@@ -68,6 +68,13 @@ static void release_owned(const void *data, size_t len, void *arg)
     free(arg);
 }
 
+static void release_blob(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    sr_api__blob_unref(arg);
+}
+
 /* Queues the answer; takes over r. Returns 0 or -1 (close). */
 static int send_response(struct h1 *h, struct sr_api__response *r, bool head, bool keep, int minor)
 {
@@ -84,17 +91,24 @@ static int send_response(struct h1 *h, struct sr_api__response *r, bool head, bo
         return 0;
     }
     int rc = 0;
-    if (r->len > 0) {
+    if (r->len > 0 && r->len < SR_API_COPY_BELOW) {
+        rc = evbuffer_add(out, r->body, r->len);
+    } else if (r->len > 0) {
         if (r->snap != NULL)
             rc = evbuffer_add_reference(out, r->body, r->len, release_snapshot, r->snap);
+        else if (r->blob != NULL)
+            rc = evbuffer_add_reference(out, r->body, r->len, release_blob, r->blob);
         else
             rc = evbuffer_add_reference(out, r->body, r->len, release_owned, r->owned);
-        if (rc != 0) {
-            sr_api__response_clear(r);
-            return -1;
+        if (rc == 0) { /* the evbuffer owns it now */
+            r->snap = NULL;
+            r->blob = NULL;
+            r->owned = NULL;
         }
-        r->snap = NULL; /* the evbuffer owns it now */
-        r->owned = NULL;
+    }
+    if (rc != 0) {
+        sr_api__response_clear(r);
+        return -1;
     }
     if (r->tail_len > 0)
         rc = evbuffer_add(out, r->tail, r->tail_len);

@@ -42,9 +42,6 @@
 #include "cache/log.h"
 #include "cache/util.h"
 
-/* Below this a DATA payload is copied: a reference costs a chain (a
- * malloc and free, and a separate iovec), more than copying 2 KiB. */
-#define COPY_BELOW 2048
 #define INM_MAX 1024
 
 /* A response body shared by its stream and the evbuffer chains that
@@ -231,7 +228,7 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     if (off < b->r.len) {
         size_t n = (end < b->r.len ? end : b->r.len) - off;
         int rc;
-        if (n < COPY_BELOW) {
+        if (n < SR_API_COPY_BELOW) {
             rc = evbuffer_add(out, b->r.body + off, n);
         } else {
             b->refs++;

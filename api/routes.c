@@ -161,9 +161,26 @@ const char *sr_api__reason(int status)
     }
 }
 
+struct sr_api__blob *sr_api__blob_new(const char *data, size_t len)
+{
+    struct sr_api__blob *b = sr_malloc(sizeof(*b) + len + 1);
+    b->refs = 1;
+    b->len = len;
+    memcpy(b->data, data, len);
+    b->data[len] = '\0';
+    return b;
+}
+
+void sr_api__blob_unref(struct sr_api__blob *b)
+{
+    if (b != NULL && --b->refs == 0)
+        free(b);
+}
+
 void sr_api__response_clear(struct sr_api__response *r)
 {
     sr_snapshot_release(r->snap);
+    sr_api__blob_unref(r->blob);
     free(r->owned);
     memset(r, 0, sizeof(*r));
 }
@@ -425,27 +442,20 @@ json_t *sr_api__health_json(const struct sr_api__router *rt, int *http_status)
     return body;
 }
 
-static void owned_copy(struct sr_api__response *out, int status, const char *body, size_t len,
-                       const char *etag)
-{
-    memset(out, 0, sizeof(*out));
-    out->status = status;
-    out->content_type = json_ctype;
-    out->owned = sr_malloc(len + 1);
-    memcpy(out->owned, body, len + 1);
-    out->body = out->owned;
-    out->len = len;
-    size_t n = strnlen(etag, sizeof(out->etag) - 1);
-    memcpy(out->etag, etag, n);
-    out->etag[n] = '\0';
-}
-
 static void health(const struct sr_api__router *rt, struct sr_api__health_cache *hc,
                    struct sr_api__response *out)
 {
     double now = hc ? sr_mono() : 0;
     if (hc != NULL && hc->body != NULL && now < hc->until) {
-        owned_copy(out, hc->status, hc->body, hc->len, hc->etag);
+        /* Lent, not copied: this is the hottest answer there is. */
+        memset(out, 0, sizeof(*out));
+        out->status = hc->status;
+        out->content_type = json_ctype;
+        out->blob = hc->body;
+        out->blob->refs++;
+        out->body = hc->body->data;
+        out->len = hc->body->len;
+        memcpy(out->etag, hc->etag, sizeof(out->etag));
         return;
     }
     int status;
@@ -454,9 +464,8 @@ static void health(const struct sr_api__router *rt, struct sr_api__health_cache 
                                                       "cache_version"));
     tagged_json(out, status, body, (uint64_t)v, "health");
     if (hc != NULL) {
-        free(hc->body);
-        hc->body = sr_strndup(out->body, out->len);
-        hc->len = out->len;
+        sr_api__blob_unref(hc->body);
+        hc->body = sr_api__blob_new(out->body, out->len);
         hc->status = status;
         snprintf(hc->etag, sizeof(hc->etag), "%s", out->etag);
         hc->until = now + SR_API_HEALTH_TTL;

@@ -776,7 +776,7 @@ void sr_api_free(struct sr_api *api)
         for (size_t k = 0; k < w->inbox_n; k++)
             close(w->inbox[k]);
         free(w->inbox);
-        free(w->health.body);
+        sr_api__blob_unref(w->health.body);
         sr_api__hub_free(w->hub);
         sr_api__mailbox_close(w->mb);
         if (w->stop_ev)

@@ -5,6 +5,7 @@
 # registry, saves its GET /services and GET /health bytes as static files,
 # serves them with Debian's h2o on another loopback port, and runs the same
 # h2load lines against both, in the same run:
+#   h2  -c 16 -m 10     h2c prior knowledge, 16 connections x 10 streams (the line)
 #   h2  -c 10 -m 10     h2c prior knowledge, 10 connections x 10 streams
 #   h2  -c 100          100 connections, 1 stream each
 #   h1  --h1 -c 16      HTTP/1.1 keep-alive
@@ -143,7 +144,7 @@ run() { # port path args...
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 printf '\n%-8s %-22s %14s %14s %8s\n' path line "registry req/s" "h2o req/s" ratio
-lines=("h2 -c 10 -m 10|-c 10 -m 10" "h2 -c 100|-c 100 -m 1" "h1 --h1 -c 16|--h1 -c 16")
+lines=("h2 -c 16 -m 10|-c 16 -m 10" "h2 -c 10 -m 10|-c 10 -m 10" "h2 -c 100|-c 100 -m 1" "h1 --h1 -c 16|--h1 -c 16")
 worst=""
 for path in /services /health; do
     for l in "${lines[@]}"; do

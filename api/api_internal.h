@@ -361,6 +361,8 @@ struct sr_api__conn {
     struct sr_api__conn *prev, *next;  /* w->conns */
     struct event *timer;
     enum sr_api__timer timer_kind;
+    double deadline; /* when timer_kind expires (monotonic seconds) */
+    double armed_at; /* when the timer event fires, or 0 when not pending */
     bool draining;  /* FLUSH_CLOSE: output, then linger */
     bool lingering; /* write side shut, discarding input */
     bool peer_eof;  /* the peer will send nothing more */
@@ -375,8 +377,9 @@ struct sr_api__conn {
  * callback (it may free c). */
 void sr_api__conn_next(struct sr_api__conn *c, int next);
 
-/* (Re)arms the connection's timer for `kind`. Re-arms only when the kind
- * changes, so a HEAD deadline counts from the first byte of the head. */
+/* Sets the connection's deadline for `kind`. Changes only when the kind
+ * changes, so a HEAD deadline counts from the first byte of the head. The
+ * event itself is moved only when the deadline comes earlier than it. */
 void sr_api__conn_timer(struct sr_api__conn *c, enum sr_api__timer kind);
 
 /* Date header value for now (cached per second, per worker). */

@@ -93,6 +93,10 @@ struct h2 {
     bool ping_sent;     /* PING submitted after the notice went out */
     bool goaway_sent;   /* final GOAWAY submitted */
     bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
+    /* Upgraded from HTTP/1.1: stream 1's DATA waits for the client's
+     * preface. Clients read the 101 into a fixed buffer (curl: 32 KiB) and
+     * fail if a large response arrives right behind it. */
+    bool hold_data;
     /* A frame-header scanner ahead of nghttp2 (see scan()). */
     size_t scan_skip;      /* bytes of preface or payload still to pass */
     uint8_t scan_hd[9];    /* the frame header being gathered */
@@ -199,7 +203,9 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     (void)session;
     (void)id;
     (void)buf;
-    (void)user_data;
+    struct h2 *h2 = user_data;
+    if (h2->hold_data)
+        return NGHTTP2_ERR_DEFERRED;
     struct stream *s = source->ptr;
     /* nghttp2 asks for the next frame only once the previous one went out,
      * so wire_off is where this frame starts. */
@@ -527,6 +533,11 @@ static void too_large(struct stream *s)
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct h2 *h2 = user_data;
+    if (frame->hd.type == NGHTTP2_SETTINGS && h2->hold_data) {
+        h2->hold_data = false; /* the client's preface is in */
+        nghttp2_session_resume_data(session, 1);
+        return 0;
+    }
     if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK) && h2->ping_sent &&
         !h2->goaway_sent) {
         h2->goaway_sent = true;
@@ -593,8 +604,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 static void set_timer(struct h2 *h2)
 {
     enum sr_api__timer t;
-    if (h2->nincomplete > 0 || !h2->served_any)
-        t = SR_API_TIMER_HEAD;
+    if (h2->nincomplete > 0 || !h2->served_any || h2->hold_data)
+        t = SR_API_TIMER_HEAD; /* (hold_data: the client's preface is due) */
     else if (h2->nstreams > 0 ||
              evbuffer_get_length(bufferevent_get_output(h2->conn->bev)) > 0)
         t = SR_API_TIMER_NONE;
@@ -809,6 +820,7 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     s->if_none_match = u->if_none_match ? sr_strdup(u->if_none_match) : NULL;
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
     h2->max_client_id = 1;
+    h2->hold_data = true;
     if (rv != 0) {
         sr_log(SR_LOG_DEBUG, "api", "%s: h2c upgrade failed: %s", c->peer, nghttp2_strerror(rv));
         h2_delete(h2);

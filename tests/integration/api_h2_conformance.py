@@ -431,5 +431,49 @@ status, _, _, _ = c.response(1)
 ok(status == 413, "content-length over 1 MiB -> 413", "status %s" % status)
 c.close()
 
+# ---- HTTP/1.1 Upgrade: h2c ----------------------------------------------------------
+
+# After the 101 the server sends its SETTINGS and the HEADERS of stream 1,
+# but holds stream 1's DATA until the client's preface: clients read the
+# 101 into a fixed buffer (curl: 32 KiB) and choke on a large body behind it.
+c = Conn(preface=False)
+c.send_raw(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+           b"HTTP2-Settings: AAIAAAAA\r\n\r\n")  # ENABLE_PUSH = 0
+end = time.monotonic() + 3
+while b"\r\n\r\n" not in c.buf and time.monotonic() < end:
+    c.s.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        data = c.s.recv(65536)
+    except socket.timeout:
+        break
+    if not data:
+        break
+    c.buf += data
+head, _, c.buf = c.buf.partition(b"\r\n\r\n")
+ok(head.startswith(b"HTTP/1.1 101 "), "upgrade: 101 Switching Protocols", repr(head[:40]))
+early = [f for f in c.frames(0.5, ack=False)]
+ok(any(isinstance(f, SettingsFrame) for f in early) and
+   any(isinstance(f, HeadersFrame) and f.stream_id == 1 for f in early),
+   "upgrade: server SETTINGS and stream 1's HEADERS come at once",
+   repr([type(f).__name__ for f in early]))
+ok(not any(isinstance(f, DataFrame) for f in early),
+   "upgrade: no DATA before the client's preface",
+   repr([type(f).__name__ for f in early]))
+for f in early:
+    if isinstance(f, HeadersFrame):
+        c.dec.decode(f.data)
+c.send_raw(PREFACE + raw_frame(4, 0, 0))
+body, ended = b"", False
+for f in c.frames(3):
+    if isinstance(f, DataFrame) and f.stream_id == 1:
+        body += f.data
+        if "END_STREAM" in f.flags:
+            ended = True
+            break
+ok(ended and body.startswith(b"{") and b'"status"' in body,
+   "upgrade: the body follows the preface, whole", repr(body[:60]))
+c.close()
+
 print("1..%d" % n_tests)
 sys.exit(1 if n_failed else 0)

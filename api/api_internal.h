@@ -362,7 +362,7 @@ struct sr_api__conn {
     struct event *timer;
     enum sr_api__timer timer_kind;
     double deadline; /* when timer_kind expires (monotonic seconds) */
-    double armed_at; /* when the timer event fires, or 0 when not pending */
+    double armed_at; /* when the armed timer event fires, or 0 */
     bool draining;  /* FLUSH_CLOSE: output, then linger */
     bool lingering; /* write side shut, discarding input */
     bool peer_eof;  /* the peer will send nothing more */
@@ -452,11 +452,11 @@ int sr_api__http2_attach(struct sr_api__conn *c);
 struct sr_api__upgrade {
     const unsigned char *settings; /* decoded HTTP2-Settings payload */
     size_t settings_len;
-    const char *method, *target, *if_none_match;
+    const char *method, *target, *if_none_match, *last_event_id;
 };
-/* Replaces c's HTTP/1.1 state (already freed by the caller) by an HTTP/2
- * session upgraded from `u` (RFC 7540 §3.2), answers stream 1, and returns
- * what the connection does next. The 101 must already be queued. */
+/* Queues the 101, replaces c's HTTP/1.1 state (freeing it, and `u` with
+ * it) by an HTTP/2 session upgraded from `u` (RFC 7540 §3.2), answers
+ * stream 1, and returns what the connection does next. */
 int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *u);
 
 /* ---- watching: long-polls, SSE, Prometheus ------------------------------------ */

@@ -50,7 +50,7 @@ struct h1 {
     struct {
         unsigned char *settings;
         size_t settings_len;
-        char *method, *target, *if_none_match;
+        char *method, *target, *if_none_match, *last_event_id;
     } up;
 };
 
@@ -176,11 +176,13 @@ static bool want_upgrade(struct h1 *h, const struct sr_api__h1_request *req)
         return false;
     }
     const char *inm = sr_api__h1_header(req, "if-none-match");
+    const char *lei = sr_api__h1_header(req, "last-event-id");
     h->up.settings = settings;
     h->up.settings_len = (size_t)len;
     h->up.method = sr_strdup(req->method);
     h->up.target = sr_strdup(req->target);
     h->up.if_none_match = inm ? sr_strdup(inm) : NULL;
+    h->up.last_event_id = lei ? sr_strdup(lei) : NULL;
     h->upgrading = true;
     return true;
 }
@@ -334,6 +336,7 @@ static int run(struct h1 *h)
         .method = h->up.method,
         .target = h->up.target,
         .if_none_match = h->up.if_none_match,
+        .last_event_id = h->up.last_event_id,
     };
     sr_log(SR_LOG_DEBUG, "api", "%s: %s %s: upgrade to h2c", c->peer, u.method, u.target);
     /* It copies what it needs from u before freeing h (and so u). */
@@ -414,6 +417,7 @@ static void h1_free(struct sr_api__conn *c)
     free(h->up.method);
     free(h->up.target);
     free(h->up.if_none_match);
+    free(h->up.last_event_id);
     free(h);
     c->impl = NULL;
 }

@@ -323,7 +323,9 @@ static ssize_t read_sse(nghttp2_session *session, int32_t id, uint8_t *buf, size
 {
     (void)session;
     (void)id;
-    (void)user_data;
+    struct h2 *h2 = user_data;
+    if (h2->hold_data)
+        return NGHTTP2_ERR_DEFERRED; /* see struct h2 */
     struct stream *s = source->ptr;
     bool eof = false;
     size_t n = sr_api__sse_read(s->sse, buf, length, &eof);
@@ -818,6 +820,8 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     s->head = strcmp(s->method, "HEAD") == 0;
     set_path(s, u->target, strlen(u->target));
     s->if_none_match = u->if_none_match ? sr_strdup(u->if_none_match) : NULL;
+    if (u->last_event_id != NULL && strlen(u->last_event_id) <= 64)
+        s->last_event_id = sr_strdup(u->last_event_id);
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
     h2->max_client_id = 1;
     h2->hold_data = true;

@@ -338,7 +338,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     enum sr_api__timer kind = c->timer_kind;
     c->timer_kind = SR_API_TIMER_NONE;
     if (c->proto == NULL || c->draining) {
-        /* Not even a protocol yet (or a refusal not flushed): just go. */
+        /* Not even a protocol yet: just go. (Draining connections sit at
+         * NONE; the write timeout bounds them.) */
         sr_log(SR_LOG_DEBUG, "api", "%s: nothing usable within %u s: closing", c->peer,
                c->api->lim.header_timeout_sec);
         conn_free(c);

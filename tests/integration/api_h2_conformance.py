@@ -475,5 +475,37 @@ ok(ended and body.startswith(b"{") and b'"status"' in body,
    "upgrade: the body follows the preface, whole", repr(body[:60]))
 c.close()
 
+# The same for an event stream, and its Last-Event-ID travels with the
+# upgrade: an id newer than the cache asks for a resync_required first.
+c = Conn(preface=False)
+c.send_raw(b"GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+           b"HTTP2-Settings: AAIAAAAA\r\nLast-Event-ID: 999999999\r\n\r\n")
+end = time.monotonic() + 3
+while b"\r\n\r\n" not in c.buf and time.monotonic() < end:
+    c.s.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        data = c.s.recv(65536)
+    except socket.timeout:
+        break
+    if not data:
+        break
+    c.buf += data
+head, _, c.buf = c.buf.partition(b"\r\n\r\n")
+early = [f for f in c.frames(0.5, ack=False)]
+ok(head.startswith(b"HTTP/1.1 101 ") and not any(isinstance(f, DataFrame) for f in early),
+   "upgrade to an event stream: no DATA before the client's preface",
+   repr((head[:20], [type(f).__name__ for f in early])))
+c.send_raw(PREFACE + raw_frame(4, 0, 0))
+body = b""
+for f in c.frames(3):
+    if isinstance(f, DataFrame) and f.stream_id == 1:
+        body += f.data
+        if b"\n\n" in body:
+            break
+ok(b"event: resync_required" in body,
+   "upgrade to an event stream: Last-Event-ID honoured (resync_required)", repr(body[:80]))
+c.close()
+
 print("1..%d" % n_tests)
 sys.exit(1 if n_failed else 0)

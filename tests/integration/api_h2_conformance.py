@@ -170,6 +170,21 @@ class Conn:
         status, _, _, ended = self.response(stream)
         return status in (200, 503) and ended
 
+    def http1_head(self, timeout=3.0):
+        """An HTTP/1.1 response head (the 101 of an upgrade); what follows stays in buf."""
+        end = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buf and time.monotonic() < end:
+            self.s.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                data = self.s.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            self.buf += data
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        return head
+
     def close(self):
         self.s.close()
 
@@ -440,17 +455,7 @@ c = Conn(preface=False)
 c.send_raw(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
            b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
            b"HTTP2-Settings: AAIAAAAA\r\n\r\n")  # ENABLE_PUSH = 0
-end = time.monotonic() + 3
-while b"\r\n\r\n" not in c.buf and time.monotonic() < end:
-    c.s.settimeout(max(0.01, end - time.monotonic()))
-    try:
-        data = c.s.recv(65536)
-    except socket.timeout:
-        break
-    if not data:
-        break
-    c.buf += data
-head, _, c.buf = c.buf.partition(b"\r\n\r\n")
+head = c.http1_head()
 ok(head.startswith(b"HTTP/1.1 101 "), "upgrade: 101 Switching Protocols", repr(head[:40]))
 early = [f for f in c.frames(0.5, ack=False)]
 ok(any(isinstance(f, SettingsFrame) for f in early) and
@@ -481,17 +486,7 @@ c = Conn(preface=False)
 c.send_raw(b"GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
            b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
            b"HTTP2-Settings: AAIAAAAA\r\nLast-Event-ID: 999999999\r\n\r\n")
-end = time.monotonic() + 3
-while b"\r\n\r\n" not in c.buf and time.monotonic() < end:
-    c.s.settimeout(max(0.01, end - time.monotonic()))
-    try:
-        data = c.s.recv(65536)
-    except socket.timeout:
-        break
-    if not data:
-        break
-    c.buf += data
-head, _, c.buf = c.buf.partition(b"\r\n\r\n")
+head = c.http1_head()
 early = [f for f in c.frames(0.5, ack=False)]
 ok(head.startswith(b"HTTP/1.1 101 ") and not any(isinstance(f, DataFrame) for f in early),
    "upgrade to an event stream: no DATA before the client's preface",

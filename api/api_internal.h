@@ -359,6 +359,9 @@ struct sr_api__conn {
     const struct sr_api__proto *proto; /* NULL until detected */
     void *impl;                        /* the protocol's state */
     struct sr_api__conn *prev, *next;  /* w->conns */
+    struct event *rev; /* readable: ours, not the bufferevent's (see server.c) */
+    bool want_read;    /* the protocol takes input (sr_api__conn_read) */
+    bool rev_added;
     struct event *timer;
     enum sr_api__timer timer_kind;
     double deadline; /* when timer_kind expires (monotonic seconds) */
@@ -376,6 +379,10 @@ struct sr_api__conn {
 /* Applies a protocol's answer; must be called only from a top-level
  * callback (it may free c). */
 void sr_api__conn_next(struct sr_api__conn *c, int next);
+
+/* Whether the protocol takes more input now (backpressure). Reading also
+ * pauses by itself while SR_API_OUTPUT_HIGH bytes wait unparsed. */
+void sr_api__conn_read(struct sr_api__conn *c, bool on);
 
 /* Sets the connection's deadline for `kind`. Changes only when the kind
  * changes, so a HEAD deadline counts from the first byte of the head. The

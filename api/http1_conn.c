@@ -276,7 +276,7 @@ static int process(struct h1 *h)
     while (h->pending == NULL && !h->upgrading && !h->streaming) {
         if (evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH) {
             /* A client pipelining without reading: resume in on_write. */
-            bufferevent_disable(bev, EV_READ);
+            sr_api__conn_read(h->conn, false);
             return SR_API_CONN_KEEP;
         }
         struct evbuffer_iovec v;
@@ -297,7 +297,7 @@ static int process(struct h1 *h)
         return SR_API_CONN_KEEP;
     if (h->pending == NULL && h->peer_done)
         return evbuffer_get_length(out) ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
-    bufferevent_enable(bev, EV_READ);
+    sr_api__conn_read(h->conn, true);
     return SR_API_CONN_KEEP;
 }
 
@@ -370,7 +370,7 @@ static int on_eof(struct sr_api__conn *c)
         return SR_API_CONN_CLOSE;
     /* A half-closed client may still read: answer what it already sent. */
     if (h->pending != NULL) {
-        bufferevent_disable(c->bev, EV_READ);
+        sr_api__conn_read(c, false);
         return SR_API_CONN_KEEP;
     }
     return run(h);

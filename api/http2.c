@@ -631,10 +631,7 @@ static int flush(struct h2 *h2)
     if ((!want_read && !want_write) || (h2->close_after_goaway && !want_write))
         return pending_out ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     /* Backpressure: no new requests while the client is not reading. */
-    if (pending_out >= SR_API_OUTPUT_HIGH || !want_read)
-        bufferevent_disable(bev, EV_READ);
-    else
-        bufferevent_enable(bev, EV_READ);
+    sr_api__conn_read(h2->conn, pending_out < SR_API_OUTPUT_HIGH && want_read);
     set_timer(h2);
     return SR_API_CONN_KEEP;
 }

@@ -542,6 +542,6 @@ int sr_api__sse_h1_start(struct sr_api__conn *c, struct sr_api__park *park, int 
     pump(x);
     sr_api__conn_timer(c, SR_API_TIMER_NONE);
     evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
-    bufferevent_enable(c->bev, EV_READ);
+    sr_api__conn_read(c, true);
     return h1_next(x);
 }

@@ -9,7 +9,8 @@
 #   h2  -c 10 -m 10     h2c prior knowledge, 10 connections x 10 streams
 #   h2  -c 100          100 connections, 1 stream each
 #   h1  --h1 -c 16      HTTP/1.1 keep-alive
-# for /services and /health. Prints req/s of both, the ratio, and the
+# for /services and /health. Prints req/s of both, each server's CPU time
+# (user + system) per request in microseconds, the ratio, and the
 # registry's peak RSS (VmHWM).
 #
 # Each line runs ROUNDS times (default 3), alternating registry and h2o, and
@@ -121,11 +122,24 @@ cmp -s "$TMP/h2o.services" "$TMP/www/services" ||
     { echo "h2o does not serve the same bytes" >&2; ls -la "$TMP/www" "$TMP/h2o.services" >&2; head -c 300 "$TMP/h2o.services" >&2; exit 1; }
 echo "# h2o $(h2o --version | head -1 | awk '{print $3}'): num-threads $THREADS, same bytes from $TMP/www"
 
-# h2load prints "finished in X, N req/s, ..."; also count non-2xx.
-run() { # port path args...
-    local port=$1 path=$2; shift 2
+# CPU time (user + system) of a process, in clock ticks.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# h2load prints "finished in X, N req/s, ..."; also count non-2xx. Prints
+# "req/s cpu-us-per-request": the server's CPU is sampled after the warm-up
+# and when h2load is done.
+run() { # port pid path args...
+    local port=$1 pid=$2 path=$3; shift 3
+    h2load -D "$DURATION" --warm-up-time=1 "$@" "http://127.0.0.1:$port$path" >"$TMP/h2load.out" 2>&1 &
+    local hp=$!
+    sleep 1
+    local t0 t1
+    t0=$(ticks "$pid")
+    wait "$hp"
+    t1=$(ticks "$pid")
     local out
-    out=$(h2load -D "$DURATION" --warm-up-time=1 "$@" "http://127.0.0.1:$port$path" 2>&1)
+    out=$(cat "$TMP/h2load.out")
     local rps
     rps=$(grep -o 'finished in [^,]*, [0-9.]* req/s' <<<"$out" | awk '{print $(NF-1)}')
     local bad
@@ -135,15 +149,17 @@ run() { # port path args...
     if [[ -z $rps ]] || [[ ${bad:-1} != 0 ]] || [[ ${errored:-1} != 0 ]]; then
         echo "h2load failed against :$port$path ($*):" >&2
         echo "$out" | tail -8 >&2
-        echo 0
+        echo "0 0"
         return
     fi
-    echo "$rps"
+    awk -v r="$rps" -v t="$((t1 - t0))" -v hz="$HZ" -v d="$DURATION" \
+        'BEGIN { printf "%s %.2f\n", r, (r > 0 ? t / hz * 1e6 / (r * d) : 0) }'
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-printf '\n%-8s %-22s %14s %14s %8s\n' path line "registry req/s" "h2o req/s" ratio
+printf '\n%-9s %-15s %14s %10s %14s %10s %6s\n' path line "registry req/s" "(CPU us)" \
+    "h2o req/s" "(CPU us)" ratio
 lines=("h2 -c 16 -m 10|-c 16 -m 10" "h2 -c 10 -m 10|-c 10 -m 10" "h2 -c 100|-c 100 -m 1" "h1 --h1 -c 16|--h1 -c 16")
 worst=""
 for path in /services /health; do
@@ -152,15 +168,18 @@ for path in /services /health; do
         read -r -a args <<<"${l#*|}"
         # Alternate the two servers, ROUNDS times, and keep the median of
         # each: one run on a shared machine is too noisy to compare.
-        rs=() hs=()
+        rs=() hs=() rc=() hc=()
         for _ in $(seq 1 "$ROUNDS"); do
-            rs+=("$(run "$REG_PORT" "$path" "${args[@]}")")
-            hs+=("$(run "$H2O_PORT" "$path" "${args[@]}")")
+            read -r x y < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
+            rs+=("$x") rc+=("$y")
+            read -r x y < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
+            hs+=("$x") hc+=("$y")
         done
         r=$(median "${rs[@]}")
         h=$(median "${hs[@]}")
         ratio=$(awk -v r="$r" -v h="$h" 'BEGIN { printf (h > 0 ? "%.2f" : "n/a"), (h > 0 ? r / h : 0) }')
-        printf '%-8s %-22s %14.0f %14.0f %8s\n' "$path" "$name" "$r" "$h" "$ratio"
+        printf '%-9s %-15s %14.0f %10s %14.0f %10s %6s\n' "$path" "$name" "$r" "$(median "${rc[@]}")" \
+            "$h" "$(median "${hc[@]}")" "$ratio"
         worst=$(awk -v w="${worst:-999}" -v x="$ratio" 'BEGIN { print (x != "n/a" && x < w) ? x : w }')
     done
 done

@@ -52,20 +52,25 @@
  * than copying 2 KiB. */
 #define SR_API_COPY_BELOW 2048
 
-/* Bytes shared by reference inside one worker thread (so a plain count):
- * the worker's cached /health answer, lent to every response that uses it. */
-struct sr_api__blob {
+/* Immutable bytes shared inside one worker (so the count is plain): the
+ * worker's cached /health answer, lent to every response that uses it, and
+ * the SSE frames of watch.c/sse.c. The last reference may be dropped by an
+ * evbuffer cleanup (still on the worker thread, or on main after the
+ * threads are joined). */
+struct sr_api__frame {
     unsigned refs;
     size_t len;
     char data[];
 };
 
-struct sr_api__blob *sr_api__blob_new(const char *data, size_t len);
-void sr_api__blob_unref(struct sr_api__blob *b);
+struct sr_api__frame *sr_api__frame_new(const char *p, size_t len); /* copies */
+void sr_api__frame_unref(struct sr_api__frame *f);                  /* NULL ok */
+/* An evbuffer_add_reference cleanup that drops the frame in `arg`. */
+void sr_api__frame_release(const void *data, size_t len, void *arg);
 
 /* One response. The body is `body[0..len)` followed by `tail[0..tail_len)`.
  * `body` is borrowed from a snapshot (`snap` holds the reference that keeps
- * it alive) or from a blob (`blob`), or owned (`owned`, malloc'd): one of
+ * it alive) or from a frame (`frame`), or owned (`owned`, malloc'd): one of
  * the three at most; `tail` is inline (a few bytes spliced after a borrowed
  * body, e.g. `,"age_sec":1.5}`).
  * Whoever sends it takes it over, or calls sr_api__response_clear. */
@@ -76,7 +81,7 @@ struct sr_api__response {
     const char *body;
     size_t len;
     struct sr_snapshot *snap; /* reference held for `body`, or NULL */
-    struct sr_api__blob *blob; /* reference held for `body`, or NULL */
+    struct sr_api__frame *frame; /* reference held for `body`, or NULL */
     char *owned;              /* malloc'd body (== body), or NULL */
     char etag[64];            /* entity-tag with its quotes (maybe W/), "" = none */
     char tail[48];
@@ -144,7 +149,7 @@ struct sr_api__router {
 struct sr_api__health_cache {
     double until; /* sr_mono() after which it is rebuilt */
     int status;
-    struct sr_api__blob *body; /* a reference, or NULL */
+    struct sr_api__frame *body; /* a reference, or NULL */
     char etag[64];
 };
 #define SR_API_HEALTH_TTL 0.1 /* seconds */

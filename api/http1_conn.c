@@ -68,13 +68,6 @@ static void release_owned(const void *data, size_t len, void *arg)
     free(arg);
 }
 
-static void release_blob(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    sr_api__blob_unref(arg);
-}
-
 /* Queues the answer; takes over r. Returns 0 or -1 (close). */
 static int send_response(struct h1 *h, struct sr_api__response *r, bool head, bool keep, int minor)
 {
@@ -96,13 +89,13 @@ static int send_response(struct h1 *h, struct sr_api__response *r, bool head, bo
     } else if (r->len > 0) {
         if (r->snap != NULL)
             rc = evbuffer_add_reference(out, r->body, r->len, release_snapshot, r->snap);
-        else if (r->blob != NULL)
-            rc = evbuffer_add_reference(out, r->body, r->len, release_blob, r->blob);
+        else if (r->frame != NULL)
+            rc = evbuffer_add_reference(out, r->body, r->len, sr_api__frame_release, r->frame);
         else
             rc = evbuffer_add_reference(out, r->body, r->len, release_owned, r->owned);
         if (rc == 0) { /* the evbuffer owns it now */
             r->snap = NULL;
-            r->blob = NULL;
+            r->frame = NULL;
             r->owned = NULL;
         }
     }

@@ -43,6 +43,7 @@
 #include "cache/util.h"
 
 #define INM_MAX 1024
+#define LAST_EVENT_ID_MAX 64 /* longer is no revision: not kept */
 
 /* A response body shared by its stream and the evbuffer chains that
  * reference it. Worker thread only, so the count is plain. */
@@ -492,7 +493,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         if (valuelen > 7 || strtoull((const char *)value, NULL, 10) > SR_API_MAX_BODY)
             s->body_len = SR_API_MAX_BODY + 1;
     } else if (namelen == 13 && memcmp(name, "last-event-id", 13) == 0) {
-        if (s->last_event_id == NULL && valuelen <= 64)
+        if (s->last_event_id == NULL && valuelen <= LAST_EVENT_ID_MAX)
             s->last_event_id = sr_strndup((const char *)value, valuelen);
     } else if (namelen == 13 && memcmp(name, "if-none-match", 13) == 0) {
         /* Several fields are one comma-separated list (RFC 9110 §5.3). */
@@ -817,7 +818,7 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     s->head = strcmp(s->method, "HEAD") == 0;
     set_path(s, u->target, strlen(u->target));
     s->if_none_match = u->if_none_match ? sr_strdup(u->if_none_match) : NULL;
-    if (u->last_event_id != NULL && strlen(u->last_event_id) <= 64)
+    if (u->last_event_id != NULL && strlen(u->last_event_id) <= LAST_EVENT_ID_MAX)
         s->last_event_id = sr_strdup(u->last_event_id);
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
     h2->max_client_id = 1;

@@ -161,26 +161,10 @@ const char *sr_api__reason(int status)
     }
 }
 
-struct sr_api__blob *sr_api__blob_new(const char *data, size_t len)
-{
-    struct sr_api__blob *b = sr_malloc(sizeof(*b) + len + 1);
-    b->refs = 1;
-    b->len = len;
-    memcpy(b->data, data, len);
-    b->data[len] = '\0';
-    return b;
-}
-
-void sr_api__blob_unref(struct sr_api__blob *b)
-{
-    if (b != NULL && --b->refs == 0)
-        free(b);
-}
-
 void sr_api__response_clear(struct sr_api__response *r)
 {
     sr_snapshot_release(r->snap);
-    sr_api__blob_unref(r->blob);
+    sr_api__frame_unref(r->frame);
     free(r->owned);
     memset(r, 0, sizeof(*r));
 }
@@ -451,8 +435,8 @@ static void health(const struct sr_api__router *rt, struct sr_api__health_cache 
         memset(out, 0, sizeof(*out));
         out->status = hc->status;
         out->content_type = json_ctype;
-        out->blob = hc->body;
-        out->blob->refs++;
+        out->frame = hc->body;
+        out->frame->refs++;
         out->body = hc->body->data;
         out->len = hc->body->len;
         memcpy(out->etag, hc->etag, sizeof(out->etag));
@@ -464,8 +448,8 @@ static void health(const struct sr_api__router *rt, struct sr_api__health_cache 
                                                       "cache_version"));
     tagged_json(out, status, body, (uint64_t)v, "health");
     if (hc != NULL) {
-        sr_api__blob_unref(hc->body);
-        hc->body = sr_api__blob_new(out->body, out->len);
+        sr_api__frame_unref(hc->body);
+        hc->body = sr_api__frame_new(out->body, out->len);
         hc->status = status;
         snprintf(hc->etag, sizeof(hc->etag), "%s", out->etag);
         hc->until = now + SR_API_HEALTH_TTL;

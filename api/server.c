@@ -146,15 +146,6 @@ void sr_api__conn_read(struct sr_api__conn *c, bool on)
     read_update(c);
 }
 
-/* Connection deadlines are seconds long: a coarse clock (a few ms) is
- * plenty, and it is cheaper than the vDSO's precise one. */
-static double coarse_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void arm(struct sr_api__conn *c, double left)
 {
     struct timeval tv = {(time_t)left, (suseconds_t)((left - (double)(time_t)left) * 1e6)};
@@ -175,7 +166,7 @@ void sr_api__conn_timer(struct sr_api__conn *c, enum sr_api__timer kind)
         return; /* a pending event will find nothing to do */
     const struct sr_api__limits *lim = &c->api->lim;
     unsigned sec = kind == SR_API_TIMER_HEAD ? lim->header_timeout_sec : lim->idle_timeout_sec;
-    c->deadline = coarse_now() + sec;
+    c->deadline = sr_mono() + sec;
     if (c->armed_at == 0 || c->deadline < c->armed_at)
         arm(c, sec);
 }
@@ -336,15 +327,8 @@ static void on_conn_read(evutil_socket_t fd, short what, void *arg)
         evbuffer_drain(in, (size_t)-1);
         return;
     }
-    if (c->proto == NULL) {
-        int d = detect(c);
-        if (d < 0)
-            return; /* freed, or refused and draining */
-        if (d == 0) {
-            read_update(c);
-            return;
-        }
-    }
+    if (c->proto == NULL && detect(c) <= 0)
+        return; /* waiting for more of the preface, or freed, or refused */
     sr_api__conn_next(c, c->proto->on_read(c));
 }
 
@@ -399,7 +383,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (c->timer_kind == SR_API_TIMER_NONE)
         return;
     /* Armed for an earlier deadline that has since moved. */
-    double left = c->deadline - coarse_now();
+    double left = c->deadline - sr_mono();
     if (left > 0.01) {
         arm(c, left);
         return;
@@ -879,7 +863,7 @@ void sr_api_free(struct sr_api *api)
         for (size_t k = 0; k < w->inbox_n; k++)
             close(w->inbox[k]);
         free(w->inbox);
-        sr_api__blob_unref(w->health.body);
+        sr_api__frame_unref(w->health.body);
         sr_api__hub_free(w->hub);
         sr_api__mailbox_close(w->mb);
         if (w->stop_ev)

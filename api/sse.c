@@ -393,13 +393,6 @@ struct h1sse {
     struct sr_api__sse *sse;
 };
 
-static void release_frame(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    sr_api__frame_unref(arg);
-}
-
 static size_t h1_backlog(void *owner)
 {
     const struct h1sse *x = owner;
@@ -421,7 +414,7 @@ static void pump(struct h1sse *x)
         if (k < COPY_BELOW) {
             rc = evbuffer_add(out, p, k);
         } else {
-            rc = evbuffer_add_reference(out, p, k, release_frame, frame_ref(f));
+            rc = evbuffer_add_reference(out, p, k, sr_api__frame_release, frame_ref(f));
             if (rc != 0)
                 sr_api__frame_unref(f);
         }

@@ -71,6 +71,13 @@ void sr_api__frame_unref(struct sr_api__frame *f)
         free(f);
 }
 
+void sr_api__frame_release(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    sr_api__frame_unref(arg);
+}
+
 /* ---- long-polls ----------------------------------------------------------------- */
 
 static void unlink_watcher(struct sr_api__watcher *wt)

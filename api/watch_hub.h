@@ -7,19 +7,6 @@
 
 #include "api/api_internal.h"
 
-/* Immutable bytes shared by the SSE clients of one worker: a framed event,
- * a resync_required, a heartbeat. Worker thread only, so the count is
- * plain; the last reference may be dropped by an evbuffer cleanup (still on
- * the worker thread, or on main after the threads are joined). */
-struct sr_api__frame {
-    unsigned refs;
-    size_t len;
-    char data[];
-};
-
-struct sr_api__frame *sr_api__frame_new(const char *p, size_t len); /* copies */
-void sr_api__frame_unref(struct sr_api__frame *f);                  /* NULL ok */
-
 struct sr_api__hub {
     struct sr_api__worker *w;
     struct sr_api *api;

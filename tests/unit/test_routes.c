@@ -970,13 +970,13 @@ static void test_health_cache(struct sr_cache *cache, const struct sr_api__route
     sr_api__route(rt, &rq, &r1, &park);
     ok(hc.body != NULL && hc.body->len == r1.len && memcmp(hc.body->data, r1.body, r1.len) == 0,
        "health cache: filled by the first request");
-    ok(r1.owned != NULL && r1.blob == NULL, "health cache: the first answer is built");
+    ok(r1.owned != NULL && r1.frame == NULL, "health cache: the first answer is built");
     src.events_received += 100;
     sr_cache_set_source(cache, &src);
     sr_api__route(rt, &rq, &r2, &park);
     ok(r2.len == r1.len && memcmp(r2.body, r1.body, r1.len) == 0 && strcmp(r1.etag, r2.etag) == 0,
        "health cache: within the TTL, the same answer");
-    ok(r2.blob == hc.body && r2.body == hc.body->data && r2.owned == NULL && hc.body->refs == 2,
+    ok(r2.frame == hc.body && r2.body == hc.body->data && r2.owned == NULL && hc.body->refs == 2,
        "health cache: lent by reference, not copied");
     sr_api__response_clear(&r2);
     is_int((int)hc.body->refs, 1, "health cache: the reference goes with the response");
@@ -985,7 +985,7 @@ static void test_health_cache(struct sr_cache *cache, const struct sr_api__route
     ok(strcmp(r1.etag, r2.etag) != 0, "health cache: rebuilt after the TTL");
     sr_api__response_clear(&r1);
     sr_api__response_clear(&r2);
-    sr_api__blob_unref(hc.body);
+    sr_api__frame_unref(hc.body);
 }
 
 static void test_decode(void)

@@ -53,9 +53,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netdb.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -728,25 +725,9 @@ static int worker_init(struct sr_api *api, struct sr_api__worker *w, unsigned in
     return 0;
 }
 
-/* glibc gives a thread arena's free top back with madvise(MADV_DONTNEED)
- * once it exceeds M_TRIM_THRESHOLD (128 KiB). Every write of a batch of
- * responses frees that much in evbuffer chains, so each writev was followed
- * by a madvise and the next batch by page faults on the same memory (seen
- * with strace: one madvise per writev). Keeping up to 1 MiB per arena
- * costs little RSS and removes both. Setting it also pins the mmap
- * threshold (glibc stops adapting it), to 256 KiB here. */
-static void tune_malloc(void)
-{
-#ifdef __GLIBC__
-    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
-}
-
 struct sr_api *sr_api_new(const struct sr_api_opts *opts, const struct sr_api_hooks *hooks,
                           struct sr_cache *cache, char *err, size_t errlen)
 {
-    tune_malloc();
     struct sr_api *api = sr_calloc(1, sizeof(*api));
     evutil_socket_t fd = -1;
     atomic_init(&api->nconns, 0);

@@ -147,8 +147,9 @@ struct sr_api__router {
  * lock): the document is built with jansson per request, and health is
  * what monitors poll hardest. */
 struct sr_api__health_cache {
-    double until; /* sr_mono() after which it is rebuilt */
+    double until; /* sr_mono_coarse() after which it is rebuilt */
     int status;
+    uint64_t index; /* the cache version the body shows */
     struct sr_api__frame *body; /* a reference, or NULL */
     char etag[64];
 };
@@ -410,6 +411,20 @@ struct sr_api__limits {
 
 /* One event-loop thread. Worker 0 also owns the listener and hands
  * accepted sockets round-robin to the others through their inbox. */
+/* ---- pool (pool.c) -------------------------------------------------------- */
+
+/* A free-list allocator for one worker's small, short-lived blocks
+ * (nghttp2's allocations, HTTP/2 streams and response holders). Not
+ * thread-safe: only whoever runs the worker's connections may use it.
+ * Allocation failure aborts, as sr_malloc does. */
+struct sr_api__pool;
+struct sr_api__pool *sr_api__pool_new(void);
+void sr_api__pool_free(struct sr_api__pool *p); /* NULL ok; after every block is back */
+void *sr_api__pool_alloc(struct sr_api__pool *p, size_t n);
+void *sr_api__pool_calloc(struct sr_api__pool *p, size_t nmemb, size_t size);
+void *sr_api__pool_realloc(struct sr_api__pool *p, void *ptr, size_t n);
+void sr_api__pool_release(struct sr_api__pool *p, void *ptr); /* NULL ok */
+
 struct sr_api__worker {
     struct sr_api *api;
     unsigned index;
@@ -421,6 +436,7 @@ struct sr_api__worker {
     size_t nconns;
     bool stopping; /* this thread: graceful stop under way */
     struct sr_api__health_cache health;
+    struct sr_api__pool *pool; /* small blocks of this worker's connections */
     pthread_t thread;
     bool thread_started;
     time_t date_sec;
@@ -542,6 +558,7 @@ enum sr_api__endpoint {
     SR_API_EP_SD_PROMETHEUS,
     SR_API_EP_COUNT
 };
+enum { SR_API_METHOD_GET, SR_API_METHOD_HEAD, SR_API_METHOD_POST, SR_API_METHOD_OTHER };
 #define SR_API_METHOD_COUNT 4 /* GET, HEAD, POST, other */
 #define SR_API_CODE_COUNT 14  /* see prom.c codes[] */
 
@@ -559,9 +576,11 @@ struct sr_api__stats {
     double started;                         /* wall clock at sr_api_new */
 };
 
+/* SR_API_METHOD_GET .. SR_API_METHOD_OTHER */
 int sr_api__method_index(const char *method);
-/* Counts one answered request; st NULL is a no-op. Any thread. */
-void sr_api__count(struct sr_api__stats *st, int endpoint, const char *method, int status);
+/* Counts one answered request (method: an SR_API_METHOD_*); st NULL is a
+ * no-op. Any thread. */
+void sr_api__count(struct sr_api__stats *st, int endpoint, int method, int status);
 
 struct sr_api__prom_input {
     const struct sr_cache_stats *cache;

@@ -3,8 +3,9 @@
  *
  * The plumbing follows nghttp2's examples/libevent-server.c without TLS:
  * read -> nghttp2_session_mem_recv -> nghttp2_session_send; send_callback
- * appends to the bufferevent and says WOULDBLOCK above a threshold, and the
- * write callback resumes. The connection closes when the session wants
+ * appends to a staging evbuffer, moved to the bufferevent's output after
+ * the send, and says WOULDBLOCK above a threshold; the write callback
+ * resumes. The connection closes when the session wants
  * neither to read nor to write and the output is flushed. Protocol errors
  * (RFC 9113 §5.4) and header validation (§8.2, §8.3: pseudo-headers,
  * uppercase names, connection-specific fields) are nghttp2's: it answers
@@ -49,7 +50,11 @@
  * reference it. Worker thread only, so the count is plain. */
 struct body {
     unsigned refs;
+    struct sr_api__pool *pool; /* where it came from */
     struct sr_api__response r;
+    /* Header values, kept here so nghttp2 need not copy them: they live
+     * until the stream closes, after its HEADERS went out. */
+    char status[8], len[24], index[24], date[32];
 };
 
 struct stream {
@@ -76,17 +81,17 @@ struct stream {
     struct sr_api__sse *sse; /* GET /events/stream: a long-lived response */
 };
 
-/* Freed streams kept for reuse, per connection: a stream per request is
- * otherwise a malloc and a free each time. */
-#define SPARE_STREAMS 16
-
 struct h2 {
     struct sr_api__conn *conn;
     nghttp2_session *session;
+    struct sr_api__pool *pool; /* the worker's: streams, bodies, nghttp2's blocks */
+    /* Frames are staged here during nghttp2_session_send, then moved to
+     * the bufferevent's output at once: every evbuffer_add to that output
+     * runs the bufferevent's callbacks. */
+    struct evbuffer *stage;
+    size_t out_before; /* the output's length when the send began */
     struct stream *streams;
     size_t nstreams;
-    struct stream *spare; /* reusable stream structs (next-linked) */
-    size_t nspare;
     struct stream *hdr_stream; /* the stream whose header block is being read */
     size_t nincomplete; /* streams whose request has not fully arrived */
     bool served_any;    /* a request began: IDLE, not HEAD, when none is open */
@@ -94,6 +99,8 @@ struct h2 {
     bool ping_sent;     /* PING submitted after the notice went out */
     bool goaway_sent;   /* final GOAWAY submitted */
     bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
+    bool any_reset_after; /* a stream was ever marked reset_after (else
+                             on_frame_send need not look streams up) */
     /* Upgraded from HTTP/1.1: stream 1's DATA waits for the client's
      * preface. Clients read the 101 into a fixed buffer (curl: 32 KiB) and
      * fail if a large response arrives right behind it. */
@@ -112,7 +119,7 @@ static void body_unref(struct body *b)
     if (b == NULL || --b->refs > 0)
         return;
     sr_api__response_clear(&b->r);
-    free(b);
+    sr_api__pool_release(b->pool, b);
 }
 
 static void release_body(const void *data, size_t len, void *arg)
@@ -137,14 +144,7 @@ static void set_path(struct stream *s, const char *p, size_t n)
 
 static struct stream *stream_new(struct h2 *h2, int32_t id)
 {
-    struct stream *s = h2->spare;
-    if (s != NULL) {
-        h2->spare = s->next;
-        h2->nspare--;
-        memset(s, 0, sizeof(*s));
-    } else {
-        s = sr_calloc(1, sizeof(*s));
-    }
+    struct stream *s = sr_api__pool_calloc(h2->pool, 1, sizeof(*s));
     s->h2 = h2;
     s->id = id;
     s->next = h2->streams;
@@ -186,13 +186,7 @@ static void stream_free(struct stream *s)
     free(s->last_event_id);
     if (h2->hdr_stream == s)
         h2->hdr_stream = NULL;
-    if (h2->nspare < SPARE_STREAMS) {
-        s->next = h2->spare;
-        h2->spare = s;
-        h2->nspare++;
-    } else {
-        free(s);
-    }
+    sr_api__pool_release(h2->pool, s);
 }
 
 /* Data source: only says how much goes in the next frame; the bytes are
@@ -224,8 +218,8 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     (void)session;
     struct h2 *h2 = user_data;
     struct stream *s = source->ptr;
-    struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
-    if (evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH)
+    struct evbuffer *out = h2->stage;
+    if (h2->out_before + evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH)
         return NGHTTP2_ERR_WOULDBLOCK;
     /* No padding is ever selected, so the frame is header + data. */
     if (frame->data.padlen != 0 || evbuffer_add(out, framehd, 9) != 0)
@@ -253,11 +247,14 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     return 0;
 }
 
-#define NVS(n, v) /* static name and value: nghttp2 keeps the pointers */                         \
+/* A static name and a value that outlives the HEADERS frame: nghttp2
+ * keeps both pointers instead of copying. */
+#define NV(n, v, vlen)                                                                             \
     {                                                                                              \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                                  \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen),                                     \
             NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
     }
+#define NVL(n, lit) NV(n, lit, sizeof(lit) - 1) /* a literal value */
 #define NVC(n, v) /* static name, value copied */                                                  \
     {                                                                                              \
         (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME     \
@@ -268,34 +265,37 @@ static void respond(struct stream *s, struct sr_api__response *r)
 {
     struct h2 *h2 = s->h2;
     body_unref(s->body);
-    s->body = sr_calloc(1, sizeof(*s->body));
+    s->body = sr_api__pool_alloc(h2->pool, sizeof(*s->body));
     s->body->refs = 1;
+    s->body->pool = h2->pool;
     s->body->r = *r;
     memset(r, 0, sizeof(*r));
     r = &s->body->r;
     s->wire_off = 0;
 
     /* Not snprintf: this runs per response and printf dominated it. */
-    char status[24], len[24], index[24];
-    sr_api__fmt_u64(status, r->status >= 0 ? (uint64_t)r->status : 0);
-    sr_api__fmt_u64(len, sr_api__response_length(r));
-    sr_api__fmt_u64(index, r->index);
+    struct body *b = s->body;
+    size_t status_len = sr_api__fmt_u64(b->status, r->status >= 0 ? (uint64_t)r->status % 1000 : 0);
+    size_t date_len = strlen(strcpy(b->date, sr_api__date(h2->conn->w)));
     nghttp2_nv nva[10];
     size_t n = 0;
-    nva[n++] = (nghttp2_nv)NVC(":status", status);
+    nva[n++] = (nghttp2_nv)NV(":status", b->status, status_len);
     if (r->status != 304) {
-        nva[n++] = (nghttp2_nv)NVS("content-type", r->content_type);
-        nva[n++] = (nghttp2_nv)NVC("content-length", len);
+        nva[n++] = (nghttp2_nv)NV("content-type", r->content_type, strlen(r->content_type));
+        size_t k = sr_api__fmt_u64(b->len, sr_api__response_length(r));
+        nva[n++] = (nghttp2_nv)NV("content-length", b->len, k);
     }
-    nva[n++] = (nghttp2_nv)NVC("date", sr_api__date(h2->conn->w));
-    nva[n++] = (nghttp2_nv)NVS("server", SR_API_SERVER_HEADER);
-    nva[n++] = (nghttp2_nv)NVS("cache-control", "no-cache");
+    nva[n++] = (nghttp2_nv)NV("date", b->date, date_len);
+    nva[n++] = (nghttp2_nv)NVL("server", SR_API_SERVER_HEADER);
+    nva[n++] = (nghttp2_nv)NVL("cache-control", "no-cache");
     if (r->etag[0])
-        nva[n++] = (nghttp2_nv)NVC("etag", r->etag);
+        nva[n++] = (nghttp2_nv)NV("etag", r->etag, strlen(r->etag));
     if (r->allow)
-        nva[n++] = (nghttp2_nv)NVS("allow", r->allow);
-    if (r->has_index)
-        nva[n++] = (nghttp2_nv)NVC("x-registry-index", index);
+        nva[n++] = (nghttp2_nv)NV("allow", r->allow, strlen(r->allow));
+    if (r->has_index) {
+        size_t k = sr_api__fmt_u64(b->index, r->index);
+        nva[n++] = (nghttp2_nv)NV("x-registry-index", b->index, k);
+    }
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_body};
     bool nobody = s->head || r->status == 304 || sr_api__response_length(r) == 0;
     s->responded = true;
@@ -307,7 +307,7 @@ static void respond(struct stream *s, struct sr_api__response *r)
 
 static void respond_error(struct stream *s, int status, const char *code, const char *message)
 {
-    sr_api__count(s->h2->conn->api->stats, SR_API_EP_OTHER, "other", status);
+    sr_api__count(s->h2->conn->api->stats, SR_API_EP_OTHER, SR_API_METHOD_OTHER, status);
     struct sr_api__response r;
     sr_api__error_response(&r, status, code, message);
     respond(s, &r);
@@ -357,11 +357,11 @@ static void start_sse(struct stream *s)
     char index[24];
     snprintf(index, sizeof(index), "%llu", (unsigned long long)idx);
     nghttp2_nv nva[] = {
-        NVS(":status", "200"),
-        NVS("content-type", "text/event-stream"),
+        NVL(":status", "200"),
+        NVL("content-type", "text/event-stream"),
         NVC("date", sr_api__date(h2->conn->w)),
-        NVS("server", SR_API_SERVER_HEADER),
-        NVS("cache-control", "no-cache"),
+        NVL("server", SR_API_SERVER_HEADER),
+        NVL("cache-control", "no-cache"),
         NVC("x-registry-index", index),
     };
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_sse};
@@ -436,8 +436,8 @@ static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t len
     (void)session;
     (void)flags;
     struct h2 *h2 = user_data;
-    struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
-    if (evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH)
+    struct evbuffer *out = h2->stage;
+    if (h2->out_before + evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH)
         return NGHTTP2_ERR_WOULDBLOCK;
     if (evbuffer_add(out, data, length) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -529,6 +529,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 static void too_large(struct stream *s)
 {
     s->reset_after = true;
+    s->h2->any_reset_after = true;
     mark_complete(s);
     respond_error(s, 413, "content_too_large", "request body over 1 MiB");
 }
@@ -551,7 +552,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
-    struct stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct stream *s = h2->hdr_stream; /* the usual case: a request's HEADERS */
+    if (s == NULL || s->id != frame->hd.stream_id)
+        s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (s == NULL || s->responded)
         return 0;
     if (s->body_len > SR_API_MAX_BODY) {
@@ -563,6 +566,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     } else if (s->error && frame->hd.type == NGHTTP2_HEADERS) {
         /* No need to wait for content we would refuse anyway. */
         s->reset_after = true;
+        h2->any_reset_after = true;
         dispatch(s);
     }
     return 0;
@@ -580,7 +584,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
         return 0;
     }
     if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || !h2->any_reset_after)
         return 0;
     struct stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     /* Answered early: tell the client to stop sending, without error. */
@@ -620,15 +624,18 @@ static void set_timer(struct h2 *h2)
 /* Sends what nghttp2 has queued and decides what the connection does next. */
 static int flush(struct h2 *h2)
 {
-    struct bufferevent *bev = h2->conn->bev;
+    struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
+    h2->out_before = evbuffer_get_length(out);
     int rv = nghttp2_session_send(h2->session);
+    if (evbuffer_get_length(h2->stage) > 0)
+        evbuffer_add_buffer(out, h2->stage);
     if (rv != 0) {
         sr_log(SR_LOG_DEBUG, "api", "%s: h2 send: %s", h2->conn->peer, nghttp2_strerror(rv));
         return SR_API_CONN_CLOSE;
     }
     bool want_read = nghttp2_session_want_read(h2->session);
     bool want_write = nghttp2_session_want_write(h2->session);
-    size_t pending_out = evbuffer_get_length(bufferevent_get_output(bev));
+    size_t pending_out = evbuffer_get_length(out);
     if ((!want_read && !want_write) || (h2->close_after_goaway && !want_write))
         return pending_out ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     /* Backpressure: no new requests while the client is not reading. */
@@ -742,12 +749,9 @@ static void h2_delete(struct h2 *h2)
     /* nghttp2_session_del does not call on_stream_close: free ours here. */
     while (h2->streams != NULL)
         stream_free(h2->streams);
-    while (h2->spare != NULL) {
-        struct stream *s = h2->spare;
-        h2->spare = s->next;
-        free(s);
-    }
     nghttp2_session_del(h2->session);
+    if (h2->stage != NULL)
+        evbuffer_free(h2->stage);
     free(h2);
 }
 
@@ -757,12 +761,35 @@ static void h2_free(struct sr_api__conn *c)
     c->impl = NULL;
 }
 
+/* nghttp2 allocates from the worker's pool (see pool.c for why). */
+static void *mem_malloc(size_t size, void *pool)
+{
+    return sr_api__pool_alloc(pool, size);
+}
+
+static void mem_free(void *ptr, void *pool)
+{
+    sr_api__pool_release(pool, ptr);
+}
+
+static void *mem_calloc(size_t nmemb, size_t size, void *pool)
+{
+    return sr_api__pool_calloc(pool, nmemb, size);
+}
+
+static void *mem_realloc(void *ptr, size_t size, void *pool)
+{
+    return sr_api__pool_realloc(pool, ptr, size);
+}
+
 static struct h2 *h2_new(struct sr_api__conn *c)
 {
     struct h2 *h2 = sr_calloc(1, sizeof(*h2));
     h2->conn = c;
+    h2->pool = c->w->pool;
+    h2->stage = evbuffer_new();
     nghttp2_session_callbacks *cbs = NULL;
-    int rv = nghttp2_session_callbacks_new(&cbs);
+    int rv = h2->stage ? nghttp2_session_callbacks_new(&cbs) : NGHTTP2_ERR_NOMEM;
     if (rv != 0)
         goto fail;
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
@@ -773,7 +800,12 @@ static struct h2 *h2_new(struct sr_api__conn *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    rv = nghttp2_session_server_new(&h2->session, cbs, h2);
+    nghttp2_mem mem = {.mem_user_data = h2->pool,
+                       .malloc = mem_malloc,
+                       .free = mem_free,
+                       .calloc = mem_calloc,
+                       .realloc = mem_realloc};
+    rv = nghttp2_session_server_new3(&h2->session, cbs, h2, NULL, &mem);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0)
         goto fail;
@@ -794,6 +826,8 @@ fail:
     sr_log(SR_LOG_WARNING, "api", "%s: cannot start an HTTP/2 session: %s", c->peer,
            nghttp2_strerror(rv));
     nghttp2_session_del(h2->session);
+    if (h2->stage != NULL)
+        evbuffer_free(h2->stage);
     free(h2);
     return NULL;
 }

@@ -163,7 +163,7 @@ void sr_api__conn_timer(struct sr_api__conn *c, enum sr_api__timer kind)
         return; /* a pending event will find nothing to do */
     const struct sr_api__limits *lim = &c->api->lim;
     unsigned sec = kind == SR_API_TIMER_HEAD ? lim->header_timeout_sec : lim->idle_timeout_sec;
-    c->deadline = sr_mono() + sec;
+    c->deadline = sr_mono_coarse() + sec;
     if (c->armed_at == 0 || c->deadline < c->armed_at)
         arm(c, sec);
 }
@@ -380,7 +380,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (c->timer_kind == SR_API_TIMER_NONE)
         return;
     /* Armed for an earlier deadline that has since moved. */
-    double left = c->deadline - sr_mono();
+    double left = c->deadline - sr_mono_coarse();
     if (left > 0.01) {
         arm(c, left);
         return;
@@ -707,6 +707,7 @@ static int worker_init(struct sr_api *api, struct sr_api__worker *w, unsigned in
 {
     w->api = api;
     w->index = index;
+    w->pool = sr_api__pool_new();
     pthread_mutex_init(&w->inbox_mu, NULL);
     w->base = event_base_new();
     if (w->base == NULL) {
@@ -855,6 +856,7 @@ void sr_api_free(struct sr_api *api)
             event_free(w->inbox_ev);
         if (w->base)
             event_base_free(w->base);
+        sr_api__pool_free(w->pool); /* last: connections and bodies allocate from it */
         pthread_mutex_destroy(&w->inbox_mu);
     }
     free(api->workers);

@@ -249,7 +249,7 @@ static int answer_error(struct h1 *h, int status)
             message = errors[i].message;
         }
     sr_log(SR_LOG_DEBUG, "api", "%s: refused: %d %s (h1)", h->conn->peer, status, code);
-    sr_api__count(h->conn->api->stats, SR_API_EP_OTHER, "other", status);
+    sr_api__count(h->conn->api->stats, SR_API_EP_OTHER, SR_API_METHOD_OTHER, status);
     struct sr_api__response r;
     sr_api__error_response(&r, status, code, message);
     if (send_response(h, &r, false, false, 1) != 0)

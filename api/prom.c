@@ -52,24 +52,30 @@ static const char *const endpoints[SR_API_EP_COUNT] = {
 
 int sr_api__method_index(const char *method)
 {
+    if (method[0] == 'G' && strcmp(method, "GET") == 0)
+        return SR_API_METHOD_GET; /* nearly every request */
     for (int i = 0; i < SR_API_METHOD_COUNT - 1; i++)
         if (strcmp(method, methods[i]) == 0)
             return i;
     return SR_API_METHOD_COUNT - 1;
 }
 
-void sr_api__count(struct sr_api__stats *st, int endpoint, const char *method, int status)
+void sr_api__count(struct sr_api__stats *st, int endpoint, int method, int status)
 {
     if (st == NULL)
         return;
     int c = SR_API_CODE_COUNT - 1;
-    for (int i = 0; i < SR_API_CODE_COUNT - 1; i++)
-        if (codes[i] == status)
-            c = i;
+    if (status == 200)
+        c = 0; /* nearly every answer */
+    else
+        for (int i = 1; i < SR_API_CODE_COUNT - 1; i++)
+            if (codes[i] == status)
+                c = i;
     if (endpoint < 0 || endpoint >= SR_API_EP_COUNT)
         endpoint = SR_API_EP_OTHER;
-    atomic_fetch_add_explicit(&st->requests[endpoint][sr_api__method_index(method)][c], 1,
-                              memory_order_relaxed);
+    if (method < 0 || method >= SR_API_METHOD_COUNT)
+        method = SR_API_METHOD_OTHER;
+    atomic_fetch_add_explicit(&st->requests[endpoint][method][c], 1, memory_order_relaxed);
 }
 
 /* ---- text format pieces --------------------------------------------------------- */

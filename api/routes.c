@@ -429,7 +429,7 @@ json_t *sr_api__health_json(const struct sr_api__router *rt, int *http_status)
 static void health(const struct sr_api__router *rt, struct sr_api__health_cache *hc,
                    struct sr_api__response *out)
 {
-    double now = hc ? sr_mono() : 0;
+    double now = hc ? sr_mono_coarse() : 0;
     if (hc != NULL && hc->body != NULL && now < hc->until) {
         /* Lent, not copied: this is the hottest answer there is. */
         memset(out, 0, sizeof(*out));
@@ -440,6 +440,8 @@ static void health(const struct sr_api__router *rt, struct sr_api__health_cache 
         out->body = hc->body->data;
         out->len = hc->body->len;
         memcpy(out->etag, hc->etag, sizeof(out->etag));
+        out->has_index = true;
+        out->index = hc->index;
         return;
     }
     int status;
@@ -447,7 +449,10 @@ static void health(const struct sr_api__router *rt, struct sr_api__health_cache 
     json_int_t v = json_integer_value(json_object_get(json_object_get(body, "cache"),
                                                       "cache_version"));
     tagged_json(out, status, body, (uint64_t)v, "health");
+    out->has_index = true;
+    out->index = (uint64_t)v; /* the version the body shows */
     if (hc != NULL) {
+        hc->index = out->index;
         sr_api__frame_unref(hc->body);
         hc->body = sr_api__frame_new(out->body, out->len);
         hc->status = status;
@@ -1062,10 +1067,10 @@ static const char *allowed(enum route r)
     }
 }
 
-static bool method_ok(enum route r, const char *m)
+static bool method_ok(enum route r, int m)
 {
-    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    bool post = strcmp(m, "POST") == 0;
+    bool get = m == SR_API_METHOD_GET || m == SR_API_METHOD_HEAD;
+    bool post = m == SR_API_METHOD_POST;
     const char *a = allowed(r);
     return a == allow_all ? (get || post) : a == allow_post ? post : get;
 }
@@ -1073,13 +1078,14 @@ static bool method_ok(enum route r, const char *m)
 static enum sr_api__route_result route_one(const struct sr_api__router *rt,
                                            const struct sr_api__request *req,
                                            struct sr_api__response *out,
-                                           struct sr_api__park *park, enum route *rp)
+                                           struct sr_api__park *park, int m, enum route *rp)
 {
     const char *method = req->method;
     const char *path = req->target;
     memset(park, 0, sizeof(*park));
     /* absolute-form (RFC 9112 §3.2.2): servers must accept it. */
-    if (strncasecmp(path, "http://", 7) == 0 || strncasecmp(path, "https://", 8) == 0) {
+    if (*path != '/' &&
+        (strncasecmp(path, "http://", 7) == 0 || strncasecmp(path, "https://", 8) == 0)) {
         path = strstr(path, "//") + 2;
         path += strcspn(path, "/?");
         if (*path != '/') {
@@ -1139,7 +1145,7 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         route_error(rt, out, 404, "not_found", msg);
         return SR_API_ROUTE_DONE;
     }
-    if (!method_ok(r, method)) {
+    if (!method_ok(r, m)) {
         char msg[128];
         const char *allow = allowed(r);
         snprintf(msg, sizeof(msg), "method %.16s is not allowed here (allowed: %s)", method, allow);
@@ -1148,7 +1154,7 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         return SR_API_ROUTE_DONE;
     }
 
-    bool get = strcmp(method, "POST") != 0;
+    bool get = m != SR_API_METHOD_POST;
     enum sr_api__route_result res = SR_API_ROUTE_DONE;
     int wait;
     char *decoded = NULL;
@@ -1266,21 +1272,22 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
                                         struct sr_api__response *out, struct sr_api__park *park)
 {
     enum route r = R_NONE;
-    enum sr_api__route_result res = route_one(rt, req, out, park, &r);
+    int m = sr_api__method_index(req->method);
+    enum sr_api__route_result res = route_one(rt, req, out, park, m, &r);
     int ep = endpoint_of(r);
     if (res == SR_API_ROUTE_PARK) {
         park->endpoint = ep;
-        park->method = sr_api__method_index(req->method);
+        park->method = m;
         if (park->kind == SR_API_PARK_STREAM)
-            sr_api__count(rt->stats, ep, req->method, 200);
+            sr_api__count(rt->stats, ep, m, 200);
         return res;
     }
-    bool read = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    bool read = m == SR_API_METHOD_GET || m == SR_API_METHOD_HEAD;
     if (read && !out->has_index) {
         out->has_index = true;
         out->index = out->snap ? sr_snapshot_version(out->snap) : cache_version(rt);
     }
-    sr_api__count(rt->stats, ep, req->method, out->status);
+    sr_api__count(rt->stats, ep, m, out->status);
     return res;
 }
 
@@ -1300,7 +1307,5 @@ void sr_api__park_response(const struct sr_api__router *rt, const struct sr_api_
         return;
     }
     park_answer(rt, park, status, out);
-    static const char *const m[] = {"GET", "HEAD", "POST", "other"};
-    sr_api__count(rt->stats, park->endpoint,
-                  m[park->method >= 0 && park->method < 4 ? park->method : 3], out->status);
+    sr_api__count(rt->stats, park->endpoint, park->method, out->status);
 }

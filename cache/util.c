@@ -81,6 +81,13 @@ double sr_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double sr_mono_coarse(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 char *sr_format_time(double t, char *buf, size_t len)
 {
     time_t secs = (time_t)t;

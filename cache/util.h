@@ -28,6 +28,9 @@ void sr_buf_puts(struct sr_buf *b, const char *s);
 double sr_now(void);
 /* Monotonic clock in seconds (for intervals and deadlines). */
 double sr_mono(void);
+/* The same clock, a few milliseconds coarse (the kernel's last tick) and
+ * much cheaper to read: for per-request deadlines counted in seconds. */
+double sr_mono_coarse(void);
 
 /* Formats Unix seconds as RFC 3339 UTC ("2024-01-15T10:30:00.123Z") into buf
  * (at least 32 bytes). Returns buf. */

@@ -367,9 +367,9 @@ static void test_prom_bodies(void)
     sr_cache_get_stats(cache, &st);
     struct sr_snapshot *snap = sr_cache_acquire(cache);
     struct sr_api__stats *stats = calloc(1, sizeof(*stats));
-    sr_api__count(stats, SR_API_EP_SERVICES, "GET", 200);
-    sr_api__count(stats, SR_API_EP_SERVICES, "GET", 200);
-    sr_api__count(stats, SR_API_EP_OTHER, "BREW", 418);
+    sr_api__count(stats, SR_API_EP_SERVICES, sr_api__method_index("GET"), 200);
+    sr_api__count(stats, SR_API_EP_SERVICES, SR_API_METHOD_GET, 200);
+    sr_api__count(stats, SR_API_EP_OTHER, sr_api__method_index("BREW"), 418);
     json_t *pub = json_pack("{s:b, s:s, s:b, s:i, s:i, s:i, s:i}", "enabled", 1, "status",
                             "connected", "connected", 1, "published", 12, "confirmed", 11,
                             "queued", 1, "dropped", 3);

@@ -411,6 +411,22 @@ struct sr_api__limits {
 
 /* One event-loop thread. Worker 0 also owns the listener and hands
  * accepted sockets round-robin to the others through their inbox. */
+/* ---- HTTP/2 request header rules (h2_check.c) ---------------------------- */
+
+/* One request's state while its header block (and trailers) arrive. */
+struct sr_api__h2_check {
+    unsigned flags;         /* what was seen (h2_check.c) */
+    int64_t content_length; /* -1: none */
+};
+void sr_api__h2_check_init(struct sr_api__h2_check *c);
+/* One field of a request header block (trailer: of its trailers). False
+ * when the request is malformed (reset the stream with PROTOCOL_ERROR). */
+bool sr_api__h2_check_field(struct sr_api__h2_check *c, const uint8_t *name, size_t namelen,
+                            const uint8_t *value, size_t valuelen, bool trailer);
+/* At the end of the request's header block: are the pseudo-headers
+ * complete and consistent? (CONNECT: forgets content-length.) */
+bool sr_api__h2_check_request(struct sr_api__h2_check *c);
+
 /* ---- pool (pool.c) -------------------------------------------------------- */
 
 /* A free-list allocator for one worker's small, short-lived blocks

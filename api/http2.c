@@ -7,9 +7,12 @@
  * the send, and says WOULDBLOCK above a threshold; the write callback
  * resumes. The connection closes when the session wants
  * neither to read nor to write and the output is flushed. Protocol errors
- * (RFC 9113 §5.4) and header validation (§8.2, §8.3: pseudo-headers,
- * uppercase names, connection-specific fields) are nghttp2's: it answers
- * GOAWAY or RST_STREAM with the right code before our callbacks see them.
+ * (RFC 9113 §5.4) are nghttp2's: it answers GOAWAY or RST_STREAM with the
+ * right code before our callbacks see them. Request header validation
+ * (§8.2, §8.3: pseudo-headers, uppercase names, connection-specific
+ * fields, content-length against DATA) is h2_check.c's, with nghttp2's own
+ * HTTP messaging checks turned off: malformed requests are reset with
+ * PROTOCOL_ERROR (reject()).
  *
  * A request is dispatched when its END_STREAM arrives (on HEADERS or DATA).
  * Response bodies go out without a copy: the data source answers
@@ -68,6 +71,8 @@ struct stream {
     char *last_event_id; /* owned, or NULL */
     size_t nheaders, header_bytes;
     uint64_t body_len;
+    struct sr_api__h2_check check; /* RFC 9113 §8.2-8.3 (h2_check.c) */
+    bool rejected;    /* malformed: reset with PROTOCOL_ERROR, never answered */
     int error;        /* status to answer instead of routing, or 0 */
     bool head;
     bool complete;    /* the whole request arrived (or it was answered early) */
@@ -145,6 +150,7 @@ static void set_path(struct stream *s, const char *p, size_t n)
 static struct stream *stream_new(struct h2 *h2, int32_t id)
 {
     struct stream *s = sr_api__pool_calloc(h2->pool, 1, sizeof(*s));
+    sr_api__h2_check_init(&s->check);
     s->h2 = h2;
     s->id = id;
     s->next = h2->streams;
@@ -444,6 +450,15 @@ static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t len
     return (ssize_t)length;
 }
 
+/* A malformed request (RFC 9113 §8.1.1): reset with PROTOCOL_ERROR, as
+ * nghttp2's own HTTP messaging checks would. Nothing more is read from it. */
+static void reject(struct stream *s)
+{
+    s->rejected = true;
+    mark_complete(s);
+    nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+}
+
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct h2 *h2 = user_data;
@@ -469,7 +484,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     struct stream *s = h2->hdr_stream;
     if (s == NULL || s->id != frame->hd.stream_id)
         s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (s == NULL || s->error)
+    if (s == NULL || s->rejected)
+        return 0;
+    if (!sr_api__h2_check_field(&s->check, name, namelen, value, valuelen,
+                                frame->headers.cat == NGHTTP2_HCAT_HEADERS)) {
+        reject(s);
+        return 0;
+    }
+    if (s->error)
         return 0;
     /* RFC 9113 §6.5.2: name + value + 32 per field. */
     s->header_bytes += namelen + valuelen + 32;
@@ -488,10 +510,6 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
             return 0;
         }
         set_path(s, (const char *)value, valuelen);
-    } else if (namelen == 14 && memcmp(name, "content-length", 14) == 0) {
-        /* nghttp2 has validated the digits; refuse early what is too big. */
-        if (valuelen > 7 || strtoull((const char *)value, NULL, 10) > SR_API_MAX_BODY)
-            s->body_len = SR_API_MAX_BODY + 1;
     } else if (namelen == 13 && memcmp(name, "last-event-id", 13) == 0) {
         if (s->last_event_id == NULL && valuelen <= LAST_EVENT_ID_MAX)
             s->last_event_id = sr_strndup((const char *)value, valuelen);
@@ -519,10 +537,12 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     (void)data;
     (void)user_data;
     struct stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
-    if (s == NULL)
+    if (s == NULL || s->rejected)
         return 0;
     /* Content is not read by any endpoint; it is only counted. */
     s->body_len += len;
+    if (s->check.content_length >= 0 && s->body_len > (uint64_t)s->check.content_length)
+        reject(s); /* more than it announced (§8.1.1) */
     return 0;
 }
 
@@ -555,13 +575,26 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     struct stream *s = h2->hdr_stream; /* the usual case: a request's HEADERS */
     if (s == NULL || s->id != frame->hd.stream_id)
         s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (s == NULL || s->responded)
+    if (s == NULL || s->rejected)
         return 0;
-    if (s->body_len > SR_API_MAX_BODY) {
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (frame->hd.type == NGHTTP2_HEADERS &&
+        (frame->headers.cat == NGHTTP2_HCAT_REQUEST ? !sr_api__h2_check_request(&s->check)
+                                                    : !end)) { /* trailers end the stream */
+        reject(s);
+        return 0;
+    }
+    if (end && s->check.content_length >= 0 && s->body_len != (uint64_t)s->check.content_length) {
+        reject(s); /* less than it announced */
+        return 0;
+    }
+    if (s->responded)
+        return 0;
+    if (s->body_len > SR_API_MAX_BODY || s->check.content_length > SR_API_MAX_BODY) {
         too_large(s);
         return 0;
     }
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+    if (end) {
         dispatch(s);
     } else if (s->error && frame->hd.type == NGHTTP2_HEADERS) {
         /* No need to wait for content we would refuse anyway. */
@@ -805,7 +838,14 @@ static struct h2 *h2_new(struct sr_api__conn *c)
                        .free = mem_free,
                        .calloc = mem_calloc,
                        .realloc = mem_realloc};
-    rv = nghttp2_session_server_new3(&h2->session, cbs, h2, NULL, &mem);
+    /* Header validation is ours (h2_check.c): the same rules, cheaper. */
+    nghttp2_option *opt = NULL;
+    rv = nghttp2_option_new(&opt);
+    if (rv == 0) {
+        nghttp2_option_set_no_http_messaging(opt, 1);
+        rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt, &mem);
+        nghttp2_option_del(opt);
+    }
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0)
         goto fail;

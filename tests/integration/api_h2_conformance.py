@@ -325,6 +325,98 @@ status, _, _, ended = c.response(1)
 ok(status in (200, 503) and ended, "te: trailers is allowed")
 c.close()
 
+# The server checks these rules itself (api/h2_check.c), with nghttp2's
+# own checks off: the cases nghttp2 used to judge, one by one.
+get = [(":method", "GET"), (":scheme", "http"), (":path", "/health")]
+cases = [
+    ("no :authority and no host", get),
+    ("space in :path", [(":method", "GET"), (":scheme", "http"), (":path", "/a b"),
+                        (":authority", "h")]),
+    ("space in :method", [(":method", "G T"), (":scheme", "http"), (":path", "/"),
+                          (":authority", "h")]),
+    ("empty :method", [(":method", ""), (":scheme", "http"), (":path", "/"), (":authority", "h")]),
+    ("space in :authority", get + [(":authority", "a b")]),
+    ("empty :authority", get + [(":authority", "")]),
+    (":scheme not starting with a letter", [(":method", "GET"), (":scheme", "1http"),
+                                            (":path", "/"), (":authority", "h")]),
+    ("duplicate :scheme", base + [(":scheme", "http")]),
+    ("duplicate :authority", base + [(":authority", "h")]),
+    (":protocol (no extended CONNECT)", base + [(":protocol", "websocket")]),
+    ("http :path not starting with /", [(":method", "GET"), (":scheme", "http"),
+                                        (":path", "health"), (":authority", "h")]),
+    ("* :path on GET", [(":method", "GET"), (":scheme", "http"), (":path", "*"),
+                        (":authority", "h")]),
+    ("CONNECT without :authority", [(":method", "CONNECT")]),
+    ("CONNECT with :path", [(":method", "CONNECT"), (":authority", "h:1"), (":path", "/")]),
+    ("two host fields", get + [("host", "h"), ("host", "h")]),
+    ("empty host", get + [("host", "")]),
+    ("content-length not a number", base + [("content-length", "12a")]),
+    ("two content-length fields", base + [("content-length", "0"), ("content-length", "0")]),
+    ("pseudo-header name with an uppercase letter", base + [(":Path", "/")]),
+]
+for name, hdrs in cases:
+    c = Conn()
+    c.headers(1, hdrs)
+    kind, code = c.rst_or_goaway(1)
+    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
+       "got %s %s" % (kind, NAMES.get(code, code)))
+    ok(c.alive(3), "%s: the connection lives on" % name)
+    c.close()
+
+# Bad characters in a regular field (§8.2.1): malformed too.
+for name, extra in [("control character in a value", [("x-bad", "a\x01b")]),
+                    ("value with a trailing space", [("x-pad", "v ")]),
+                    ("value with a leading tab", [("x-tab", "\tv")]),
+                    ("'@' in a field name", [("x@y", "1")])]:
+    c = Conn()
+    c.headers(1, base + extra)
+    kind, code = c.rst_or_goaway(1)
+    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
+       "got %s %s" % (kind, NAMES.get(code, code)))
+    c.close()
+c = Conn()
+c.headers(1, base + [("x-ok", "a b\tc"), ("x-empty", "")])
+status, _, _, ended = c.response(1)
+ok(status in (200, 503) and ended, "inner whitespace and empty values are fine")
+c.close()
+c = Conn()
+c.headers(1, get + [("host", "127.0.0.1")])
+status, _, _, ended = c.response(1)
+ok(status in (200, 503) and ended, "host instead of :authority is enough")
+c.close()
+
+# Content against content-length, and trailers (RFC 9113 §8.1).
+post = [(":method", "POST"), (":scheme", "http"), (":path", "/cache/refresh"),
+        (":authority", "h")]
+for name, length, data in [("DATA shorter than content-length", "5", b"abc"),
+                           ("DATA longer than content-length", "2", b"abc")]:
+    c = Conn()
+    c.headers(1, post + [("content-length", length)], end_stream=False)
+    c.send_raw(raw_frame(0, 1, 1, data))
+    kind, code = c.rst_or_goaway(1)
+    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
+       "got %s %s" % (kind, NAMES.get(code, code)))
+    ok(c.alive(3), "%s: the connection lives on" % name)
+    c.close()
+c = Conn()
+c.headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/health"),
+              (":authority", "h"), ("content-length", "3")], end_stream=False)
+c.send_raw(raw_frame(0, 1, 1, b"abc"))
+status, _, _, ended = c.response(1)
+ok(status == 405 and ended, "DATA matching content-length: the request is answered (405)",
+   "got %r" % (status,))
+c.close()
+for name, trailer, end in [("pseudo-header in trailers", [(":path", "/x")], True),
+                           ("trailers without END_STREAM", [("x-t", "1")], False)]:
+    c = Conn()
+    c.headers(1, post, end_stream=False)
+    c.send_raw(raw_frame(0, 0, 1, b"ab"))
+    c.headers(1, trailer, end_stream=end)
+    kind, code = c.rst_or_goaway(1)
+    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
+       "got %s %s" % (kind, NAMES.get(code, code)))
+    c.close()
+
 # ---- WINDOW_UPDATE and flow control ---------------------------------------------------
 
 c = Conn(settings=[(4, 0)])  # window 0: the response waits

@@ -290,6 +290,20 @@ c.close()
 
 # ---- header validation: stream errors, the connection lives on -------------------------
 
+
+def malformed(name, send, alive=True):
+    """send(conn) makes stream 1 malformed: RST_STREAM PROTOCOL_ERROR, and
+    (alive) the connection still serves stream 3."""
+    c = Conn()
+    send(c)
+    kind, code = c.rst_or_goaway(1)
+    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
+       "got %s %s" % (kind, NAMES.get(code, code)))
+    if alive:
+        ok(c.alive(3), "%s: the connection lives on" % name)
+    c.close()
+
+
 base = [(":method", "GET"), (":scheme", "http"), (":path", "/health"), (":authority", "h")]
 cases = [
     ("uppercase header name", base + [("X-Upper", "1")]),
@@ -311,13 +325,7 @@ cases = [
                      (":authority", "h")]),
 ]
 for name, hdrs in cases:
-    c = Conn()
-    c.headers(1, hdrs)
-    kind, code = c.rst_or_goaway(1)
-    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
-       "got %s %s" % (kind, NAMES.get(code, code)))
-    ok(c.alive(3), "%s: the connection lives on" % name)
-    c.close()
+    malformed(name, lambda c, hdrs=hdrs: c.headers(1, hdrs))
 
 c = Conn()
 c.headers(1, base + [("te", "trailers")])
@@ -355,25 +363,14 @@ cases = [
     ("pseudo-header name with an uppercase letter", base + [(":Path", "/")]),
 ]
 for name, hdrs in cases:
-    c = Conn()
-    c.headers(1, hdrs)
-    kind, code = c.rst_or_goaway(1)
-    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
-       "got %s %s" % (kind, NAMES.get(code, code)))
-    ok(c.alive(3), "%s: the connection lives on" % name)
-    c.close()
+    malformed(name, lambda c, hdrs=hdrs: c.headers(1, hdrs))
 
 # Bad characters in a regular field (§8.2.1): malformed too.
 for name, extra in [("control character in a value", [("x-bad", "a\x01b")]),
                     ("value with a trailing space", [("x-pad", "v ")]),
                     ("value with a leading tab", [("x-tab", "\tv")]),
                     ("'@' in a field name", [("x@y", "1")])]:
-    c = Conn()
-    c.headers(1, base + extra)
-    kind, code = c.rst_or_goaway(1)
-    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
-       "got %s %s" % (kind, NAMES.get(code, code)))
-    c.close()
+    malformed(name, lambda c, extra=extra: c.headers(1, base + extra), alive=False)
 c = Conn()
 c.headers(1, base + [("x-ok", "a b\tc"), ("x-empty", "")])
 status, _, _, ended = c.response(1)
@@ -390,14 +387,10 @@ post = [(":method", "POST"), (":scheme", "http"), (":path", "/cache/refresh"),
         (":authority", "h")]
 for name, length, data in [("DATA shorter than content-length", "5", b"abc"),
                            ("DATA longer than content-length", "2", b"abc")]:
-    c = Conn()
-    c.headers(1, post + [("content-length", length)], end_stream=False)
-    c.send_raw(raw_frame(0, 1, 1, data))
-    kind, code = c.rst_or_goaway(1)
-    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
-       "got %s %s" % (kind, NAMES.get(code, code)))
-    ok(c.alive(3), "%s: the connection lives on" % name)
-    c.close()
+    def send(c, length=length, data=data):
+        c.headers(1, post + [("content-length", length)], end_stream=False)
+        c.send_raw(raw_frame(0, 1, 1, data))
+    malformed(name, send)
 c = Conn()
 c.headers(1, [(":method", "POST"), (":scheme", "http"), (":path", "/health"),
               (":authority", "h"), ("content-length", "3")], end_stream=False)
@@ -408,14 +401,11 @@ ok(status == 405 and ended, "DATA matching content-length: the request is answer
 c.close()
 for name, trailer, end in [("pseudo-header in trailers", [(":path", "/x")], True),
                            ("trailers without END_STREAM", [("x-t", "1")], False)]:
-    c = Conn()
-    c.headers(1, post, end_stream=False)
-    c.send_raw(raw_frame(0, 0, 1, b"ab"))
-    c.headers(1, trailer, end_stream=end)
-    kind, code = c.rst_or_goaway(1)
-    ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
-       "got %s %s" % (kind, NAMES.get(code, code)))
-    c.close()
+    def send(c, trailer=trailer, end=end):
+        c.headers(1, post, end_stream=False)
+        c.send_raw(raw_frame(0, 0, 1, b"ab"))
+        c.headers(1, trailer, end_stream=end)
+    malformed(name, send, alive=False)
 
 # ---- WINDOW_UPDATE and flow control ---------------------------------------------------
 

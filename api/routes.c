@@ -87,7 +87,7 @@
  *                      version (and the query), so a strong tag is exact;
  *   metrics            W/"v<V>-metrics": age_sec moves with the clock, the
  *                      rest with the version, hence weak;
- *   built bodies       "v<V>-<kind>-<FNV-1a of the bytes>" (health, stats,
+ *   built bodies       "v<V>-<FNV-1a of the bytes, 8 hex>" (health, stats,
  *                      events, errors, POST answers): they also hold counters
  *                      that move without the version.
  * If-None-Match on GET/HEAD of a 200 answer -> 304 with no body (weak
@@ -194,17 +194,18 @@ static void json_response(struct sr_api__response *r, int status, json_t *obj)
 }
 
 /* A built body's tag: the version plus a hash of the exact bytes. */
-static void tag_built(struct sr_api__response *r, uint64_t version, const char *kind)
+static void tag_built(struct sr_api__response *r, uint64_t version)
 {
-    snprintf(r->etag, sizeof(r->etag), "\"v%llu-%s-%08x\"", (unsigned long long)version, kind,
+    /* Short on purpose: h2 sends an ETag as a literal (never indexed), so
+     * each byte is HPACK work on every response. */
+    snprintf(r->etag, sizeof(r->etag), "\"v%llu-%08x\"", (unsigned long long)version,
              fnv1a(r->body, r->len));
 }
 
-static void tagged_json(struct sr_api__response *r, int status, json_t *obj, uint64_t version,
-                        const char *kind)
+static void tagged_json(struct sr_api__response *r, int status, json_t *obj, uint64_t version)
 {
     json_response(r, status, obj);
-    tag_built(r, version, kind);
+    tag_built(r, version);
 }
 
 void sr_api__error_response(struct sr_api__response *r, int status, const char *code,
@@ -226,7 +227,7 @@ static void route_error(const struct sr_api__router *rt, struct sr_api__response
                         const char *code, const char *message)
 {
     sr_api__error_response(r, status, code, message);
-    tag_built(r, cache_version(rt), "error");
+    tag_built(r, cache_version(rt));
 }
 
 /* ---- conditional requests --------------------------------------------------- */
@@ -448,7 +449,7 @@ static void health(const struct sr_api__router *rt, struct sr_api__health_cache 
     json_t *body = sr_api__health_json(rt, &status);
     json_int_t v = json_integer_value(json_object_get(json_object_get(body, "cache"),
                                                       "cache_version"));
-    tagged_json(out, status, body, (uint64_t)v, "health");
+    tagged_json(out, status, body, (uint64_t)v);
     out->has_index = true;
     out->index = (uint64_t)v; /* the version the body shows */
     if (hc != NULL) {
@@ -465,7 +466,7 @@ static void stats(const struct sr_api__router *rt, struct sr_api__response *out)
 {
     struct sr_cache_stats st;
     sr_cache_get_stats(rt->cache, &st);
-    tagged_json(out, 200, stats_json(&st), st.version, "stats");
+    tagged_json(out, 200, stats_json(&st), st.version);
 }
 
 static void events(const struct sr_api__router *rt, struct sr_api__response *out)
@@ -494,7 +495,7 @@ static void events(const struct sr_api__router *rt, struct sr_api__response *out
     tagged_json(out, 200,
                 json_pack("{s:o, s:o, s:o}", "exchange", exchange, "events", arr, "publisher",
                           pub),
-                cache_version(rt), "events");
+                cache_version(rt));
 }
 
 static void clear(const struct sr_api__router *rt, struct sr_api__response *out)
@@ -508,7 +509,7 @@ static void clear(const struct sr_api__router *rt, struct sr_api__response *out)
     tagged_json(out, 200,
                 json_pack("{s:{s:I, s:I}, s:o}", "cleared", "services", (json_int_t)n, "metrics",
                           (json_int_t)mets, "stats", stats_json(&st)),
-                st.version, "clear");
+                st.version);
 }
 
 static void not_found_service(const struct sr_api__router *rt, const char *name,
@@ -797,7 +798,7 @@ static void park_answer(const struct sr_api__router *rt, const struct sr_api__pa
             json_response(out, 503,
                           json_pack("{s:s, s:s, s:s}", "error", "metrics_failed", "message", msg,
                                     "service", park->name));
-            tag_built(out, cache_version(rt), "error");
+            tag_built(out, cache_version(rt));
             return;
         }
         /* The fresh numbers are in the cache now; the service may be gone. */
@@ -807,14 +808,14 @@ static void park_answer(const struct sr_api__router *rt, const struct sr_api__pa
     sr_cache_get_stats(rt->cache, &st);
     if (status == 0) {
         tagged_json(out, 200, json_pack("{s:b, s:o}", "refreshed", 1, "stats", stats_json(&st)),
-                    st.version, "refresh");
+                    st.version);
         return;
     }
     json_t *msg = reason_str("service refresh failed", st.source.reason);
     tagged_json(out, 503,
                 json_pack("{s:s, s:o, s:o}", "error", "refresh_failed", "message", msg, "stats",
                           stats_json(&st)),
-                st.version, "error");
+                st.version);
 }
 
 static bool start_metrics(const struct sr_api__router *rt, const char *name,
@@ -1002,7 +1003,7 @@ static void prom_sd(const struct sr_api__router *rt, struct sr_api__response *ou
     out->body = out->owned;
     out->has_index = true;
     out->index = sr_snapshot_version(snap);
-    tag_built(out, out->index, "sd");
+    tag_built(out, out->index);
     sr_snapshot_release(snap);
 }
 

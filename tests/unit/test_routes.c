@@ -9,6 +9,21 @@
 #include "cache/util.h"
 #include "tests/unit/tap.h"
 
+/* A built body's tag: "v<version>-<8 hex digits>". */
+static bool built_tag(const char *t)
+{
+    size_t n = strlen(t);
+    if (n < 13 || strncmp(t, "\"v", 2) != 0 || t[n - 1] != '"' || t[n - 10] != '-')
+        return false;
+    for (size_t i = 2; i < n - 10; i++)
+        if (t[i] < '0' || t[i] > '9')
+            return false;
+    for (size_t i = n - 9; i < n - 1; i++)
+        if (!strchr("0123456789abcdef", t[i]))
+            return false;
+    return true;
+}
+
 static double fake_now;
 static double clock_fake(void)
 {
@@ -518,8 +533,7 @@ static void test_conditional(struct sr_cache *cache, const struct sr_api__router
 
     /* Built bodies: the tag is a function of the bytes. */
     j = call(rt, "GET", "/cache/stats", &r);
-    ok(strncmp(r.etag, "\"v", 2) == 0 && strstr(r.etag, "-stats-") != NULL,
-       "GET /cache/stats: ETag \"v<version>-stats-<hash>\"");
+    ok(built_tag(r.etag), "GET /cache/stats: ETag \"v<version>-<hash>\"");
     snprintf(tag, sizeof(tag), "%s", r.etag);
     json_decref(j);
     sr_api__response_clear(&r);
@@ -548,7 +562,7 @@ static void test_conditional(struct sr_cache *cache, const struct sr_api__router
     sr_api__response_clear(&r);
 
     j = call(rt, "GET", "/health", &r);
-    ok(strstr(r.etag, "-health-") != NULL, "GET /health: ETag");
+    ok(built_tag(r.etag), "GET /health: ETag \"v<version>-<hash>\"");
     json_decref(j);
     sr_api__response_clear(&r);
 }
@@ -836,7 +850,7 @@ static void test_events(struct sr_api__router *rt)
                jstr(e, "description") != NULL && strlen(jstr(e, "description")) > 10,
            name);
     }
-    ok(strstr(r.etag, "-events-") != NULL, "events: ETag");
+    ok(built_tag(r.etag), "events: ETag \"v<version>-<hash>\"");
     json_decref(j);
     sr_api__response_clear(&r);
 

@@ -29,7 +29,7 @@
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define POOL_KEEP 0 /* every block goes back to malloc: the sanitizers see its life */
 #else
-#define POOL_KEEP (512 * 1024)
+#define POOL_KEEP (128 * 1024)
 #endif
 #define LARGE UINT32_MAX
 

@@ -16,6 +16,10 @@
 # Each line runs ROUNDS times (default 3), alternating registry and h2o, and
 # reports the median of each.
 #
+# With two CPUs or more, h2load runs on CPU 0 and both servers on the others
+# (taskset): h2load and the server each saturate a core at these rates, and
+# unpinned they sometimes share one, which moved single runs by 20%.
+#
 # usage: tests/bench/api_throughput.sh [--duration SEC] [--threads N] [--rounds N]
 #   SR_BIN      the binary (default build-bench/cmd/service-registry/service-registry,
 #               built with meson --buildtype=release if missing)
@@ -72,9 +76,22 @@ seq -w 1 100 | xargs -P 8 -I{} docker service create --detach --name "${PREFIX}{
     --label autoscaler.metric=cpu --label autoscaler.max=5 local/busybox:1 sleep 1000000 \
     >/dev/null 2>&1
 
+# CPU placement: the client on CPU 0, the servers on the rest.
+NCPU=$(nproc)
+CLIENT_CPUS="" SERVER_CPUS=""
+if [[ $NCPU -ge 2 ]] && need taskset; then
+    CLIENT_CPUS=0
+    SERVER_CPUS=1-$((NCPU - 1))
+fi
+on_cpus() { # cpus command...: becomes the command (so $! is its PID), pinned
+    local cpus=$1
+    shift
+    if [[ -n $cpus ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
+}
+
 REG_PORT=$(free_port)
 ROLE=service-registry HOST=127.0.0.1 PORT=$REG_PORT LOG_LEVEL=WARNING REFRESH_INTERVAL_SEC=3600 \
-    API_THREADS=$THREADS "$SR_BIN" >"$TMP/registry.log" 2>&1 &
+    API_THREADS=$THREADS on_cpus "$SERVER_CPUS" "$SR_BIN" >"$TMP/registry.log" 2>&1 &
 REG_PID=$!
 ours=0
 for _ in $(seq 1 600); do
@@ -111,7 +128,7 @@ hosts:
         file.dir: $TMP/www
         file.send-compressed: OFF
 EOF
-h2o -c "$TMP/h2o.conf" >"$TMP/h2o.log" 2>&1 &
+on_cpus "$SERVER_CPUS" h2o -c "$TMP/h2o.conf" >"$TMP/h2o.log" 2>&1 &
 H2O_PID=$!
 for _ in $(seq 1 100); do
     curl -s -o /dev/null "http://127.0.0.1:$H2O_PORT/services" && break
@@ -121,6 +138,11 @@ curl -s "http://127.0.0.1:$H2O_PORT/services" -o "$TMP/h2o.services"
 cmp -s "$TMP/h2o.services" "$TMP/www/services" ||
     { echo "h2o does not serve the same bytes" >&2; ls -la "$TMP/www" "$TMP/h2o.services" >&2; head -c 300 "$TMP/h2o.services" >&2; exit 1; }
 echo "# h2o $(h2o --version | head -1 | awk '{print $3}'): num-threads $THREADS, same bytes from $TMP/www"
+if [[ -n $CLIENT_CPUS ]]; then
+    echo "# CPUs: h2load on $CLIENT_CPUS, both servers on $SERVER_CPUS"
+else
+    echo "# CPUs: $NCPU, not pinned"
+fi
 
 # CPU time (user + system) of a process, in clock ticks.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -131,7 +153,8 @@ HZ=$(getconf CLK_TCK)
 # and when h2load is done.
 run() { # port pid path args...
     local port=$1 pid=$2 path=$3; shift 3
-    h2load -D "$DURATION" --warm-up-time=1 "$@" "http://127.0.0.1:$port$path" >"$TMP/h2load.out" 2>&1 &
+    on_cpus "$CLIENT_CPUS" h2load -D "$DURATION" --warm-up-time=1 "$@" \
+        "http://127.0.0.1:$port$path" >"$TMP/h2load.out" 2>&1 &
     local hp=$!
     sleep 1
     local t0 t1

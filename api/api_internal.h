@@ -409,8 +409,6 @@ struct sr_api__limits {
     unsigned max_request_line;
 };
 
-/* One event-loop thread. Worker 0 also owns the listener and hands
- * accepted sockets round-robin to the others through their inbox. */
 /* ---- HTTP/2 request header rules (h2_check.c) ---------------------------- */
 
 /* One request's state while its header block (and trailers) arrive. */
@@ -441,6 +439,8 @@ void *sr_api__pool_calloc(struct sr_api__pool *p, size_t nmemb, size_t size);
 void *sr_api__pool_realloc(struct sr_api__pool *p, void *ptr, size_t n);
 void sr_api__pool_release(struct sr_api__pool *p, void *ptr); /* NULL ok */
 
+/* One event-loop thread. Worker 0 also owns the listener and hands
+ * accepted sockets round-robin to the others through their inbox. */
 struct sr_api__worker {
     struct sr_api *api;
     unsigned index;

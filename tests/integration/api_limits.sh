@@ -15,7 +15,7 @@ start_registry limits REFRESH_INTERVAL_SEC=3600 API_THREADS=2 API_MAX_CONNECTION
     API_MAX_REQUEST_LINE=1024
 ok $? "registry started"
 grep -q "2 thread(s), max 1100 connections, 100 streams each, idle 30 s, header 2 s" "$REG_LOG"
-ok $? "the API_* settings reach the server (startup line: $(grep -o 'listening on.*' "$REG_LOG"))"
+ok $? "the API_* settings reach the server (startup line: $(grep -o -m1 'listening on.*' "$REG_LOG"))"
 URL="http://127.0.0.1:$REG_PORT"
 
 out=$(/usr/bin/python3 "$CLIENTS" concurrent "$REG_PORT" 1000)

@@ -57,7 +57,7 @@ struct body {
     struct sr_api__response r;
     /* Header values, kept here so nghttp2 need not copy them: they live
      * until the stream closes, after its HEADERS went out. */
-    char status[8], len[24], index[24], date[32];
+    char status[24], len[24], index[24], date[32];
 };
 
 struct stream {
@@ -270,7 +270,14 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
 static void respond(struct stream *s, struct sr_api__response *r)
 {
     struct h2 *h2 = s->h2;
-    body_unref(s->body);
+    if (s->responded || s->body != NULL) {
+        /* One response per stream: nghttp2 may still hold pointers into
+         * the first one's header values (see struct body). */
+        sr_log(SR_LOG_WARNING, "api", "%s: stream %" PRId32 ": second response dropped",
+               h2->conn->peer, s->id);
+        sr_api__response_clear(r);
+        return;
+    }
     s->body = sr_api__pool_alloc(h2->pool, sizeof(*s->body));
     s->body->refs = 1;
     s->body->pool = h2->pool;
@@ -281,7 +288,7 @@ static void respond(struct stream *s, struct sr_api__response *r)
 
     /* Not snprintf: this runs per response and printf dominated it. */
     struct body *b = s->body;
-    size_t status_len = sr_api__fmt_u64(b->status, r->status >= 0 ? (uint64_t)r->status % 1000 : 0);
+    size_t status_len = sr_api__fmt_u64(b->status, r->status >= 0 ? (uint64_t)r->status : 0);
     size_t date_len = strlen(strcpy(b->date, sr_api__date(h2->conn->w)));
     nghttp2_nv nva[10];
     size_t n = 0;
@@ -491,6 +498,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         reject(s);
         return 0;
     }
+    if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
+        /* Kept even when an error is already decided: a HEAD gets its
+         * 414 or 431 without a body. */
+        size_t n = valuelen < sizeof(s->method) - 1 ? valuelen : sizeof(s->method) - 1;
+        memcpy(s->method, value, n);
+        s->method[n] = '\0';
+        s->head = strcmp(s->method, "HEAD") == 0;
+    }
     if (s->error)
         return 0;
     /* RFC 9113 §6.5.2: name + value + 32 per field. */
@@ -499,12 +514,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->error = 431;
         return 0;
     }
-    if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
-        size_t n = valuelen < sizeof(s->method) - 1 ? valuelen : sizeof(s->method) - 1;
-        memcpy(s->method, value, n);
-        s->method[n] = '\0';
-        s->head = strcmp(s->method, "HEAD") == 0;
-    } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
+    if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
         if (valuelen > lim->max_request_line) {
             s->error = 414;
             return 0;
@@ -660,8 +670,8 @@ static int flush(struct h2 *h2)
     struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
     h2->out_before = evbuffer_get_length(out);
     int rv = nghttp2_session_send(h2->session);
-    if (evbuffer_get_length(h2->stage) > 0)
-        evbuffer_add_buffer(out, h2->stage);
+    if (evbuffer_get_length(h2->stage) > 0 && evbuffer_add_buffer(out, h2->stage) != 0)
+        rv = NGHTTP2_ERR_NOMEM; /* cannot keep the frames in order: give up */
     if (rv != 0) {
         sr_log(SR_LOG_DEBUG, "api", "%s: h2 send: %s", h2->conn->peer, nghttp2_strerror(rv));
         return SR_API_CONN_CLOSE;

@@ -94,7 +94,8 @@
  * comparison, "*" matches). It is ignored on POST.
  *
  * X-Registry-Index: <revision> on every GET/HEAD answer: the cache version
- * the body reflects (the snapshot's, for snapshot bodies).
+ * the body reflects (the snapshot's, for snapshot bodies; for /health, the
+ * version in its cached body, up to SR_API_HEALTH_TTL old).
  *
  * Long-polls (Consul's blocking queries) on GET|HEAD /services,
  * /services/{name} and /services/{name}/metrics: ?index=R&wait=T. With R

@@ -84,7 +84,8 @@ double sr_mono(void)
 double sr_mono_coarse(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        return sr_mono(); /* a kernel without it */
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 

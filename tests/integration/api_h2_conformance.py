@@ -291,16 +291,15 @@ c.close()
 # ---- header validation: stream errors, the connection lives on -------------------------
 
 
-def malformed(name, send, alive=True):
+def malformed(name, send):
     """send(conn) makes stream 1 malformed: RST_STREAM PROTOCOL_ERROR, and
-    (alive) the connection still serves stream 3."""
+    the connection still serves stream 3."""
     c = Conn()
     send(c)
     kind, code = c.rst_or_goaway(1)
     ok(kind == "rst" and code == PROTOCOL_ERROR, "%s -> RST_STREAM PROTOCOL_ERROR" % name,
        "got %s %s" % (kind, NAMES.get(code, code)))
-    if alive:
-        ok(c.alive(3), "%s: the connection lives on" % name)
+    ok(c.alive(3), "%s: the connection lives on" % name)
     c.close()
 
 
@@ -370,11 +369,19 @@ for name, extra in [("control character in a value", [("x-bad", "a\x01b")]),
                     ("value with a trailing space", [("x-pad", "v ")]),
                     ("value with a leading tab", [("x-tab", "\tv")]),
                     ("'@' in a field name", [("x@y", "1")])]:
-    malformed(name, lambda c, extra=extra: c.headers(1, base + extra), alive=False)
+    malformed(name, lambda c, extra=extra: c.headers(1, base + extra))
 c = Conn()
 c.headers(1, base + [("x-ok", "a b\tc"), ("x-empty", "")])
 status, _, _, ended = c.response(1)
 ok(status in (200, 503) and ended, "inner whitespace and empty values are fine")
+c.close()
+# A HEAD whose :path is over the limit before its :method arrives: 414, no body.
+c = Conn()
+c.headers(1, [(":path", "/" + "a" * 9000), (":method", "HEAD"), (":scheme", "http"),
+              (":authority", "h")])
+status, hdrs, body, ended = c.response(1)
+ok(status == 414 and body == b"" and ended, "HEAD with a long :path first: 414 without a body",
+   "got %r, %d body bytes" % (status, len(body)))
 c.close()
 c = Conn()
 c.headers(1, get + [("host", "127.0.0.1")])
@@ -405,7 +412,7 @@ for name, trailer, end in [("pseudo-header in trailers", [(":path", "/x")], True
         c.headers(1, post, end_stream=False)
         c.send_raw(raw_frame(0, 0, 1, b"ab"))
         c.headers(1, trailer, end_stream=end)
-    malformed(name, send, alive=False)
+    malformed(name, send)
 
 # ---- WINDOW_UPDATE and flow control ---------------------------------------------------
 

@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 enum {
     C_NAME = 1,       /* tchar, lowercase only (field names) */
@@ -104,20 +105,8 @@ static bool lit(const uint8_t *name, size_t namelen, const char *l, size_t llen)
 }
 #define IS(l) lit(name, namelen, l, sizeof(l) - 1)
 
-static bool ieq(const uint8_t *p, size_t n, const char *lower, size_t len)
-{
-    if (n != len)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (uint8_t)(c - 'A' + 'a');
-        if (c != (uint8_t)lower[i])
-            return false;
-    }
-    return true;
-}
-#define IEQ(l) ieq(value, valuelen, l, sizeof(l) - 1)
+/* The value is `l`, in any case. */
+#define IEQ(l) (valuelen == sizeof(l) - 1 && strncasecmp((const char *)value, l, valuelen) == 0)
 
 /* A pseudo-header's first (and only) time, with a value. */
 static bool once(struct sr_api__h2_check *c, unsigned flag, size_t valuelen)
@@ -169,9 +158,8 @@ static bool pseudo_field(struct sr_api__h2_check *c, const uint8_t *name, size_t
         else if (valuelen == 7 && memcmp(value, "OPTIONS", 7) == 0)
             c->flags |= F_OPTIONS;
     } else if (IS(":scheme")) {
-        if (!once(c, F_SCHEME, valuelen) || !(cls[value[0]] & C_SCHEME) ||
-            (value[0] >= '0' && value[0] <= '9') || value[0] == '+' || value[0] == '-' ||
-            value[0] == '.' || !all(value + 1, valuelen - 1, C_SCHEME))
+        if (!once(c, F_SCHEME, valuelen) || (value[0] | 0x20) < 'a' || (value[0] | 0x20) > 'z' ||
+            !all(value + 1, valuelen - 1, C_SCHEME))
             return false; /* RFC 3986 §3.1: a letter, then letters, digits, + - . */
         if (IEQ("http") || IEQ("https"))
             c->flags |= F_SCHEME_HTTP;

@@ -270,7 +270,7 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
 static void respond(struct stream *s, struct sr_api__response *r)
 {
     struct h2 *h2 = s->h2;
-    if (s->responded || s->body != NULL) {
+    if (s->responded) {
         /* One response per stream: nghttp2 may still hold pointers into
          * the first one's header values (see struct body). */
         sr_log(SR_LOG_WARNING, "api", "%s: stream %" PRId32 ": second response dropped",
@@ -457,6 +457,17 @@ static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t len
     return (ssize_t)length;
 }
 
+/* The stream of a frame. A header block is contiguous (RFC 9113 §4.3), so
+ * during one (and at its end) it is the stream the block began on, found
+ * without nghttp2's stream lookup. */
+static struct stream *stream_of(struct h2 *h2, int32_t id)
+{
+    struct stream *s = h2->hdr_stream;
+    if (s != NULL && s->id == id)
+        return s;
+    return nghttp2_session_get_stream_user_data(h2->session, id);
+}
+
 /* A malformed request (RFC 9113 §8.1.1): reset with PROTOCOL_ERROR, as
  * nghttp2's own HTTP messaging checks would. Nothing more is read from it. */
 static void reject(struct stream *s)
@@ -483,14 +494,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user_data)
 {
+    (void)session;
     (void)flags;
     struct h2 *h2 = user_data;
     const struct sr_api__limits *lim = &h2->conn->api->lim;
-    /* A header block is contiguous (RFC 9113 §4.3): the stream it began
-     * on, without nghttp2's stream lookup for each field. */
-    struct stream *s = h2->hdr_stream;
-    if (s == NULL || s->id != frame->hd.stream_id)
-        s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct stream *s = stream_of(h2, frame->hd.stream_id);
     if (s == NULL || s->rejected)
         return 0;
     if (!sr_api__h2_check_field(&s->check, name, namelen, value, valuelen,
@@ -582,9 +590,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
-    struct stream *s = h2->hdr_stream; /* the usual case: a request's HEADERS */
-    if (s == NULL || s->id != frame->hd.stream_id)
-        s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    struct stream *s = stream_of(h2, frame->hd.stream_id);
     if (s == NULL || s->rejected)
         return 0;
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;

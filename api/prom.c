@@ -52,8 +52,6 @@ static const char *const endpoints[SR_API_EP_COUNT] = {
 
 int sr_api__method_index(const char *method)
 {
-    if (method[0] == 'G' && strcmp(method, "GET") == 0)
-        return SR_API_METHOD_GET; /* nearly every request */
     for (int i = 0; i < SR_API_METHOD_COUNT - 1; i++)
         if (strcmp(method, methods[i]) == 0)
             return i;
@@ -64,13 +62,9 @@ void sr_api__count(struct sr_api__stats *st, int endpoint, int method, int statu
 {
     if (st == NULL)
         return;
-    int c = SR_API_CODE_COUNT - 1;
-    if (status == 200)
-        c = 0; /* nearly every answer */
-    else
-        for (int i = 1; i < SR_API_CODE_COUNT - 1; i++)
-            if (codes[i] == status)
-                c = i;
+    int c = 0; /* codes[] starts with 200, nearly every answer */
+    while (c < SR_API_CODE_COUNT - 1 && codes[c] != status)
+        c++;
     if (endpoint < 0 || endpoint >= SR_API_EP_COUNT)
         endpoint = SR_API_EP_OTHER;
     if (method < 0 || method >= SR_API_METHOD_COUNT)

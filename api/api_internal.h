@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "api/api.h"
@@ -424,6 +425,59 @@ bool sr_api__h2_check_field(struct sr_api__h2_check *c, const uint8_t *name, siz
 /* At the end of the request's header block: are the pseudo-headers
  * complete and consistent? (CONNECT: forgets content-length.) */
 bool sr_api__h2_check_request(struct sr_api__h2_check *c);
+
+/* ---- HPACK encoder for responses (hpack.c) ------------------------------- */
+
+/* The response fields we send over HTTP/2. */
+enum sr_api__hkey {
+    SR_API_H_STATUS,
+    SR_API_H_CONTENT_TYPE,
+    SR_API_H_CONTENT_LENGTH,
+    SR_API_H_DATE,
+    SR_API_H_SERVER,
+    SR_API_H_CACHE_CONTROL,
+    SR_API_H_ETAG,
+    SR_API_H_ALLOW,
+    SR_API_H_REGISTRY_INDEX,
+    SR_API_H__COUNT
+};
+
+struct sr_api__hfield {
+    enum sr_api__hkey key;
+    const char *value;
+    size_t len;
+};
+
+/* The decoder's default (SETTINGS_HEADER_TABLE_SIZE): enough for a few
+ * endpoints' answers; more would only hold old Date values. */
+#define SR_API_HPACK_TABLE_MAX 4096
+
+struct sr_api__hpack_entry {
+    enum sr_api__hkey key;
+    size_t len;
+    char *value; /* owned */
+};
+
+/* One connection's encoder: the dynamic table as the client's decoder
+ * holds it. */
+struct sr_api__hpack {
+    struct sr_api__hpack_entry *ent; /* oldest first */
+    size_t n, cap;
+    size_t size;     /* RFC 7541 §4.1 */
+    size_t max;      /* the table's maximum size */
+    size_t low;      /* lowest maximum since the last block, or SIZE_MAX */
+    bool resize;     /* a size update starts the next block */
+    uint32_t seq;    /* entries ever added */
+    uint32_t hint[SR_API_H__COUNT]; /* seq + 1 of each key's last entry used */
+};
+void sr_api__hpack_init(struct sr_api__hpack *e);
+void sr_api__hpack_clear(struct sr_api__hpack *e);
+/* The peer's SETTINGS_HEADER_TABLE_SIZE, each value as it arrives. */
+void sr_api__hpack_limit(struct sr_api__hpack *e, uint32_t peer_max);
+/* Encodes one header block into out. -1 when it does not fit in cap: the
+ * table then no longer matches the peer's, so the connection must end. */
+ssize_t sr_api__hpack_encode(struct sr_api__hpack *e, const struct sr_api__hfield *f, size_t n,
+                             uint8_t *out, size_t cap);
 
 /* ---- pool (pool.c) -------------------------------------------------------- */
 

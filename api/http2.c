@@ -55,9 +55,10 @@ struct body {
     unsigned refs;
     struct sr_api__pool *pool; /* where it came from */
     struct sr_api__response r;
-    /* Header values, kept here so nghttp2 need not copy them: they live
-     * until the stream closes, after its HEADERS went out. */
+    /* Header values, kept until the HEADERS frame is sent: hpack.c
+     * encodes the block then (see on_send). */
     char status[24], len[24], index[24], date[32];
+    bool no_length; /* an event stream: no content-length */
 };
 
 struct stream {
@@ -95,6 +96,7 @@ struct h2 {
      * runs the bufferevent's callbacks. */
     struct evbuffer *stage;
     size_t out_before; /* the output's length when the send began */
+    struct sr_api__hpack hpack; /* our response header blocks (see on_send) */
     struct stream *streams;
     size_t nstreams;
     struct stream *hdr_stream; /* the stream whose header block is being read */
@@ -253,18 +255,46 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     return 0;
 }
 
-/* A static name and a value that outlives the HEADERS frame: nghttp2
- * keeps both pointers instead of copying. */
-#define NV(n, v, vlen)                                                                             \
-    {                                                                                              \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vlen),                                     \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                           \
+/* Takes *r over as the stream's response. */
+static void set_body(struct stream *s, struct sr_api__response *r)
+{
+    struct body *b = sr_api__pool_alloc(s->h2->pool, sizeof(*b));
+    b->refs = 1;
+    b->pool = s->h2->pool;
+    b->r = *r;
+    b->no_length = false;
+    memset(r, 0, sizeof(*r));
+    s->body = b;
+    s->wire_off = 0;
+}
+
+/* The response's header fields, from its body holder: at most
+ * SR_API_H__COUNT of them. */
+static size_t body_fields(const struct body *b, struct sr_api__hfield *f)
+{
+    const struct sr_api__response *r = &b->r;
+    size_t n = 0;
+#define FIELD(k, v, l) f[n++] = (struct sr_api__hfield){(k), (v), (l)}
+#define FIELDS(k, v) FIELD(k, v, strlen(v))
+    FIELDS(SR_API_H_STATUS, b->status);
+    if (r->status != 304) {
+        FIELDS(SR_API_H_CONTENT_TYPE, r->content_type);
+        if (!b->no_length)
+            FIELDS(SR_API_H_CONTENT_LENGTH, b->len);
     }
-#define NVL(n, lit) NV(n, lit, sizeof(lit) - 1) /* a literal value */
-#define NVC(n, v) /* static name, value copied */                                                  \
-    {                                                                                              \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME     \
-    }
+    FIELDS(SR_API_H_DATE, b->date);
+    FIELD(SR_API_H_SERVER, SR_API_SERVER_HEADER, sizeof(SR_API_SERVER_HEADER) - 1);
+    FIELD(SR_API_H_CACHE_CONTROL, "no-cache", 8);
+    if (r->etag[0])
+        FIELDS(SR_API_H_ETAG, r->etag);
+    if (r->allow)
+        FIELDS(SR_API_H_ALLOW, r->allow);
+    if (r->has_index)
+        FIELDS(SR_API_H_REGISTRY_INDEX, b->index);
+#undef FIELDS
+#undef FIELD
+    return n;
+}
 
 /* Submits the response in *r (taken over; kept until the stream closes). */
 static void respond(struct stream *s, struct sr_api__response *r)
@@ -278,41 +308,21 @@ static void respond(struct stream *s, struct sr_api__response *r)
         sr_api__response_clear(r);
         return;
     }
-    s->body = sr_api__pool_alloc(h2->pool, sizeof(*s->body));
-    s->body->refs = 1;
-    s->body->pool = h2->pool;
-    s->body->r = *r;
-    memset(r, 0, sizeof(*r));
+    set_body(s, r);
     r = &s->body->r;
-    s->wire_off = 0;
 
     /* Not snprintf: this runs per response and printf dominated it. */
     struct body *b = s->body;
-    size_t status_len = sr_api__fmt_u64(b->status, r->status >= 0 ? (uint64_t)r->status : 0);
-    size_t date_len = strlen(strcpy(b->date, sr_api__date(h2->conn->w)));
-    nghttp2_nv nva[10];
-    size_t n = 0;
-    nva[n++] = (nghttp2_nv)NV(":status", b->status, status_len);
-    if (r->status != 304) {
-        nva[n++] = (nghttp2_nv)NV("content-type", r->content_type, strlen(r->content_type));
-        size_t k = sr_api__fmt_u64(b->len, sr_api__response_length(r));
-        nva[n++] = (nghttp2_nv)NV("content-length", b->len, k);
-    }
-    nva[n++] = (nghttp2_nv)NV("date", b->date, date_len);
-    nva[n++] = (nghttp2_nv)NVL("server", SR_API_SERVER_HEADER);
-    nva[n++] = (nghttp2_nv)NVL("cache-control", "no-cache");
-    if (r->etag[0])
-        nva[n++] = (nghttp2_nv)NV("etag", r->etag, strlen(r->etag));
-    if (r->allow)
-        nva[n++] = (nghttp2_nv)NV("allow", r->allow, strlen(r->allow));
-    if (r->has_index) {
-        size_t k = sr_api__fmt_u64(b->index, r->index);
-        nva[n++] = (nghttp2_nv)NV("x-registry-index", b->index, k);
-    }
+    sr_api__fmt_u64(b->status, r->status >= 0 ? (uint64_t)r->status : 0);
+    strcpy(b->date, sr_api__date(h2->conn->w));
+    sr_api__fmt_u64(b->len, sr_api__response_length(r));
+    if (r->has_index)
+        sr_api__fmt_u64(b->index, r->index);
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_body};
     bool nobody = s->head || r->status == 304 || sr_api__response_length(r) == 0;
     s->responded = true;
-    int rv = nghttp2_submit_response(h2->session, s->id, nva, n, nobody ? NULL : &dp);
+    /* No fields: on_send writes the header block. */
+    int rv = nghttp2_submit_response(h2->session, s->id, NULL, 0, nobody ? NULL : &dp);
     if (rv != 0)
         sr_log(SR_LOG_DEBUG, "api", "%s: stream %" PRId32 ": cannot respond: %s", h2->conn->peer,
                s->id, nghttp2_strerror(rv));
@@ -367,21 +377,21 @@ static void start_sse(struct stream *s)
     uint64_t idx = 0;
     s->sse = sr_api__sse_new(h2->conn->w, &s->park, &sse_ops, s, &idx);
     sr_api__park_clear(&s->park);
-    char index[24];
-    snprintf(index, sizeof(index), "%llu", (unsigned long long)idx);
-    nghttp2_nv nva[] = {
-        NVL(":status", "200"),
-        NVL("content-type", "text/event-stream"),
-        NVC("date", sr_api__date(h2->conn->w)),
-        NVL("server", SR_API_SERVER_HEADER),
-        NVL("cache-control", "no-cache"),
-        NVC("x-registry-index", index),
-    };
+    struct sr_api__response r = {.status = 200,
+                                 .content_type = "text/event-stream",
+                                 .has_index = true,
+                                 .index = idx};
+    set_body(s, &r);
+    struct body *b = s->body;
+    b->no_length = true;
+    strcpy(b->status, "200");
+    strcpy(b->date, sr_api__date(h2->conn->w));
+    sr_api__fmt_u64(b->index, idx);
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_sse};
     s->responded = true;
-    int rv = nghttp2_submit_response(h2->session, s->id, nva, sizeof(nva) / sizeof(nva[0]), &dp);
+    int rv = nghttp2_submit_response(h2->session, s->id, NULL, 0, &dp);
     sr_log(SR_LOG_DEBUG, "api", "%s: event stream from revision %s (h2 stream %" PRId32 ")%s%s",
-           h2->conn->peer, index, s->id, rv ? ": " : "", rv ? nghttp2_strerror(rv) : "");
+           h2->conn->peer, b->index, s->id, rv ? ": " : "", rv ? nghttp2_strerror(rv) : "");
 }
 
 static void on_parked_done(void *owner, int status)
@@ -443,6 +453,45 @@ static void dispatch(struct stream *s)
 
 /* ---- nghttp2 callbacks ------------------------------------------------------ */
 
+static struct stream *stream_of(struct h2 *h2, int32_t id);
+
+/* A response's HEADERS frame, with our header block instead of nghttp2's
+ * (which is empty: respond() submits no fields). Encoding here, as the
+ * frame goes out, keeps the blocks in wire order, and a response nghttp2
+ * drops unsent leaves the table alone. */
+static int send_headers(struct h2 *h2, const uint8_t *hd)
+{
+    int32_t id = (int32_t)(((uint32_t)hd[5] << 24 | (uint32_t)hd[6] << 16 |
+                            (uint32_t)hd[7] << 8 | hd[8]) &
+                           0x7fffffffu);
+    struct stream *s = stream_of(h2, id);
+    /* The server sends neither padding nor priority, and the empty block
+     * needs no CONTINUATION. */
+    if (s == NULL || s->body == NULL ||
+        (hd[4] & ~(NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS)) != 0) {
+        sr_log(SR_LOG_WARNING, "api", "%s: unexpected HEADERS frame on stream %" PRId32,
+               h2->conn->peer, id);
+        return -1;
+    }
+    struct sr_api__hfield f[SR_API_H__COUNT];
+    size_t n = body_fields(s->body, f);
+    /* Our fields are short (the longest: an ETag), and far from the
+     * smallest SETTINGS_MAX_FRAME_SIZE (16384). */
+    uint8_t frame[9 + 1024];
+    ssize_t len = sr_api__hpack_encode(&h2->hpack, f, n, frame + 9, sizeof(frame) - 9);
+    if (len < 0) {
+        sr_log(SR_LOG_WARNING, "api", "%s: response header block too large", h2->conn->peer);
+        return -1;
+    }
+    frame[0] = 0;
+    frame[1] = (uint8_t)(len >> 8);
+    frame[2] = (uint8_t)len;
+    memcpy(frame + 3, hd + 3, 6); /* type, flags, stream ID */
+    return evbuffer_add(h2->stage, frame, 9 + (size_t)len);
+}
+
+/* nghttp2 hands over one whole frame per call (a HEADERS frame and each
+ * CONTINUATION separately), since this never takes part of one. */
 static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
                        void *user_data)
 {
@@ -452,9 +501,9 @@ static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t len
     struct evbuffer *out = h2->stage;
     if (h2->out_before + evbuffer_get_length(out) >= SR_API_OUTPUT_HIGH)
         return NGHTTP2_ERR_WOULDBLOCK;
-    if (evbuffer_add(out, data, length) != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    return (ssize_t)length;
+    int rc = length >= 9 && data[3] == NGHTTP2_HEADERS ? send_headers(h2, data)
+                                                        : evbuffer_add(out, data, length);
+    return rc != 0 ? NGHTTP2_ERR_CALLBACK_FAILURE : (ssize_t)length;
 }
 
 /* The stream of a frame. A header block is contiguous (RFC 9113 §4.3), so
@@ -575,6 +624,11 @@ static void too_large(struct stream *s)
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct h2 *h2 = user_data;
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        for (size_t i = 0; i < frame->settings.niv; i++)
+            if (frame->settings.iv[i].settings_id == NGHTTP2_SETTINGS_HEADER_TABLE_SIZE)
+                sr_api__hpack_limit(&h2->hpack, frame->settings.iv[i].value);
+    }
     if (frame->hd.type == NGHTTP2_SETTINGS && h2->hold_data) {
         h2->hold_data = false; /* the client's preface is in */
         nghttp2_session_resume_data(session, 1);
@@ -801,6 +855,7 @@ static void h2_delete(struct h2 *h2)
     nghttp2_session_del(h2->session);
     if (h2->stage != NULL)
         evbuffer_free(h2->stage);
+    sr_api__hpack_clear(&h2->hpack);
     free(h2);
 }
 
@@ -837,6 +892,7 @@ static struct h2 *h2_new(struct sr_api__conn *c)
     h2->conn = c;
     h2->pool = c->w->pool;
     h2->stage = evbuffer_new();
+    sr_api__hpack_init(&h2->hpack);
     nghttp2_session_callbacks *cbs = NULL;
     int rv = h2->stage ? nghttp2_session_callbacks_new(&cbs) : NGHTTP2_ERR_NOMEM;
     if (rv != 0)
@@ -911,8 +967,13 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     if (u->last_event_id != NULL && strlen(u->last_event_id) <= LAST_EVENT_ID_MAX)
         s->last_event_id = sr_strdup(u->last_event_id);
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
+    if (rv == 0) /* a server session ignores upgrade2's user data */
+        rv = nghttp2_session_set_stream_user_data(h2->session, 1, s);
     h2->max_client_id = 1;
     h2->hold_data = true;
+    /* HTTP2-Settings came in the upgrade request, not in a frame. */
+    sr_api__hpack_limit(&h2->hpack, nghttp2_session_get_remote_settings(
+                                         h2->session, NGHTTP2_SETTINGS_HEADER_TABLE_SIZE));
     if (rv != 0) {
         sr_log(SR_LOG_DEBUG, "api", "%s: h2c upgrade failed: %s", c->peer, nghttp2_strerror(rv));
         h2_delete(h2);

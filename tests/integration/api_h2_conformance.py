@@ -535,6 +535,69 @@ status, _, _, _ = c.response(1)
 ok(status == 413, "content-length over 1 MiB -> 413", "status %s" % status)
 c.close()
 
+# ---- response header compression (RFC 7541) ------------------------------------------
+# The server's HPACK encoder (api/hpack.c) indexes its fields. The decoder
+# here keeps its table across the connection, as a client's does, and
+# raises on any index the two tables disagree on.
+
+
+def blocks(c, paths, first=1):
+    """(header block bytes, decoded headers) per request, one at a time."""
+    out = []
+    for i, path in enumerate(paths):
+        sid = first + 2 * i
+        c.request(sid, path=path)
+        block, hdrs = b"", None
+        for f in c.frames(3):
+            if isinstance(f, HeadersFrame) and f.stream_id == sid:
+                block = f.data
+                try:
+                    hdrs = dict(c.dec.decode(f.data))
+                except Exception as e:  # hpack's errors
+                    hdrs = {"error": repr(e)}
+            if f.stream_id == sid and "END_STREAM" in f.flags:
+                break
+        out.append((block, hdrs))
+    return out
+
+
+def same_fields(a, b):
+    return a is not None and b is not None and \
+        {k: v for k, v in a.items() if k != "date"} == {k: v for k, v in b.items() if k != "date"}
+
+
+c = Conn()
+got = blocks(c, ["/health", "/health", "/services", "/nope", "/services", "/health"])
+ok(all(h and ":status" in h and "error" not in h for _, h in got),
+   "six answers on one connection all decode", repr([h for _, h in got]))
+ok(same_fields(got[0][1], got[1][1]) and len(got[1][0]) <= len(got[1][1]) + 1,
+   "a repeated answer is indexed (about a byte per field)",
+   "%d bytes for %d fields" % (len(got[1][0]), len(got[1][1] or {})))
+ok(same_fields(got[2][1], got[4][1]) and len(got[4][0]) <= len(got[4][1]) + 1 and
+   same_fields(got[0][1], got[5][1]), "answers of other paths in between stay indexed too")
+ok(got[3][1] and got[3][1].get(":status") == "404" and "content-length" in got[3][1],
+   "a 404 in between decodes with its own fields", repr(got[3][1]))
+c.close()
+
+c = Conn(settings=[(1, 0)])  # SETTINGS_HEADER_TABLE_SIZE = 0
+c.dec.max_allowed_table_size = 0
+got = blocks(c, ["/health", "/health", "/services"])
+ok(all(h and "error" not in h and "etag" in h for _, h in got) and
+   got[0][0][:1] == b"\x20" and len(got[1][0]) > 50,
+   "HEADER_TABLE_SIZE 0: a size update to 0 first, then literals only", repr(got[0][0][:4]))
+c.close()
+
+c = Conn()
+got = blocks(c, ["/health", "/services"])
+c.send_raw(raw_frame(4, 0, 0, settings_payload([(1, 100)])))
+c.dec.max_allowed_table_size = 100
+later = blocks(c, ["/health", "/health"], first=5)
+ok(all(h and "error" not in h for _, h in got + later) and same_fields(got[0][1], later[1][1]) and
+   later[0][0][:1] and later[0][0][0] & 0xe0 == 0x20 and c.dec.header_table_size <= 100,
+   "HEADER_TABLE_SIZE lowered to 100 mid-connection: a size update, then answers decode",
+   repr((later[0][0][:4], c.dec.header_table_size)))
+c.close()
+
 # ---- HTTP/1.1 Upgrade: h2c ----------------------------------------------------------
 
 # After the 101 the server sends its SETTINGS and the HEADERS of stream 1,
@@ -589,6 +652,25 @@ for f in c.frames(3):
             break
 ok(b"event: resync_required" in body,
    "upgrade to an event stream: Last-Event-ID honoured (resync_required)", repr(body[:80]))
+c.close()
+
+# HTTP2-Settings is the client's first SETTINGS: a table size there counts.
+c = Conn(preface=False)
+c.send_raw(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+           b"HTTP2-Settings: AAEAAAAA\r\n\r\n")  # HEADER_TABLE_SIZE 0
+head = c.http1_head()
+c.send_raw(PREFACE + raw_frame(4, 0, 0, settings_payload([(1, 0)])))
+c.dec.max_allowed_table_size = 0
+block, hdrs = b"", None
+for f in c.frames(3):
+    if isinstance(f, HeadersFrame) and f.stream_id == 1:
+        block = f.data
+        hdrs = dict(c.dec.decode(f.data))
+        break
+ok(head.startswith(b"HTTP/1.1 101 ") and block[:1] == b"\x20" and hdrs and "etag" in hdrs,
+   "upgrade with HEADER_TABLE_SIZE 0 in HTTP2-Settings: stream 1's block starts with the update",
+   repr((head[:20], block[:4])))
 c.close()
 
 print("1..%d" % n_tests)

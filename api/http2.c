@@ -47,6 +47,7 @@
 #include "cache/util.h"
 
 #define INM_MAX 1024
+#define CLOSED_SLOTS 256 /* client stream IDs whose closing is remembered */
 #define LAST_EVENT_ID_MAX 64 /* longer is no revision: not kept */
 
 /* A response body shared by its stream and the evbuffer chains that
@@ -76,6 +77,7 @@ struct stream {
     bool rejected;    /* malformed: reset with PROTOCOL_ERROR, never answered */
     int error;        /* status to answer instead of routing, or 0 */
     bool head;
+    bool ended;       /* the client's END_STREAM arrived */
     bool complete;    /* the whole request arrived (or it was answered early) */
     bool responded;   /* a response was submitted */
     bool reset_after; /* the request is still arriving: reset it once
@@ -117,6 +119,13 @@ struct h2 {
     uint8_t scan_hd[9];    /* the frame header being gathered */
     size_t scan_hd_len;
     int32_t max_client_id; /* highest client stream ID seen */
+    /* How recent streams closed. nghttp2 forgets a stream when it closes
+     * (no_closed_streams: keeping them cost ~500 bytes for each of up to
+     * MAX_CONCURRENT_STREAMS per connection), so scan() judges frames on
+     * closed streams from this: two bits per stream ID (enum closed), a
+     * ring over the last CLOSED_SLOTS IDs opened. */
+    uint8_t closed[CLOSED_SLOTS / 4];
+    int32_t last_opened; /* highest stream ID opened */
 };
 
 /* ---- bodies and streams ------------------------------------------------------ */
@@ -149,10 +158,51 @@ static void set_path(struct stream *s, const char *p, size_t n)
     }
 }
 
+/* ---- closed streams (see struct h2) ------------------------------------------ */
+
+enum closed {
+    CLOSED_NEVER_OPENED, /* (or still open, or a slot not yet used) */
+    CLOSED_ENDED,        /* closed after the client's END_STREAM */
+    CLOSED_CUT,          /* reset while the client could still be sending */
+    CLOSED_UNKNOWN       /* too old to say */
+};
+
+static bool closed_in_window(const struct h2 *h2, int32_t id)
+{
+    return id > h2->last_opened - 2 * CLOSED_SLOTS && id <= h2->last_opened;
+}
+
+static void closed_set(struct h2 *h2, int32_t id, enum closed v)
+{
+    unsigned slot = (unsigned)(id >> 1) % CLOSED_SLOTS, shift = (slot % 4) * 2;
+    uint8_t *b = &h2->closed[slot / 4];
+    *b = (uint8_t)((*b & ~(3u << shift)) | (unsigned)v << shift);
+}
+
+static enum closed closed_get(const struct h2 *h2, int32_t id)
+{
+    if (!closed_in_window(h2, id))
+        return CLOSED_UNKNOWN;
+    unsigned slot = (unsigned)(id >> 1) % CLOSED_SLOTS;
+    return (enum closed)((h2->closed[slot / 4] >> ((slot % 4) * 2)) & 3u);
+}
+
+/* A client stream opens: it and any IDs it skipped take over their slots. */
+static void closed_open(struct h2 *h2, int32_t id)
+{
+    int32_t from = h2->last_opened + 2;
+    if (from < id - 2 * CLOSED_SLOTS)
+        from = id - 2 * CLOSED_SLOTS;
+    h2->last_opened = id;
+    for (int32_t i = from > 0 ? from : 1; i <= id; i += 2)
+        closed_set(h2, i, CLOSED_NEVER_OPENED);
+}
+
 static struct stream *stream_new(struct h2 *h2, int32_t id)
 {
     struct stream *s = sr_api__pool_calloc(h2->pool, 1, sizeof(*s));
     sr_api__h2_check_init(&s->check);
+    closed_open(h2, id);
     s->h2 = h2;
     s->id = id;
     s->next = h2->streams;
@@ -645,9 +695,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     struct stream *s = stream_of(h2, frame->hd.stream_id);
+    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (s != NULL && end)
+        s->ended = true;
     if (s == NULL || s->rejected)
         return 0;
-    bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (frame->hd.type == NGHTTP2_HEADERS &&
         (frame->headers.cat == NGHTTP2_HCAT_REQUEST ? !sr_api__h2_check_request(&s->check)
                                                     : !end)) { /* trailers end the stream */
@@ -700,9 +752,11 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
                            void *user_data)
 {
     (void)error_code;
-    (void)user_data;
+    struct h2 *h2 = user_data;
     struct stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
     if (s != NULL) {
+        if (closed_in_window(h2, stream_id))
+            closed_set(h2, stream_id, s->ended ? CLOSED_ENDED : CLOSED_CUT);
         nghttp2_session_set_stream_user_data(session, stream_id, NULL);
         stream_free(s);
     }
@@ -747,12 +801,32 @@ static int flush(struct h2 *h2)
     return SR_API_CONN_KEEP;
 }
 
-/* RFC 9113 §5.1.1: a HEADERS frame opening a stream ID lower than one the
- * client already used is a connection error (PROTOCOL_ERROR). nghttp2
- * cannot tell such an implicitly closed stream from one it forgot, and
- * ignores the frame; this scanner follows the frame headers of the input
- * to catch it. Returns false on such a frame. */
-static bool scan(struct h2 *h2, const uint8_t *p, size_t n)
+/* Frames on streams nghttp2 no longer knows, judged as nghttp2 does for
+ * the closed streams it keeps (see struct h2), plus RFC 9113 §5.1.1's
+ * lower stream ID rule, which nghttp2 leaves out. Returns the code of the
+ * connection error to end with, or 0. */
+static uint32_t judge_unknown_stream(struct h2 *h2, uint8_t type, int32_t id)
+{
+    if (type == NGHTTP2_HEADERS && id > h2->max_client_id) {
+        h2->max_client_id = id;
+        return 0;
+    }
+    /* Not yet opened by nghttp2 (later in this input), or open. */
+    if (id > h2->last_opened || nghttp2_session_find_stream(h2->session, id) != NULL)
+        return 0;
+    switch (closed_get(h2, id)) {
+    case CLOSED_ENDED: /* §5.1: frames after END_STREAM */
+        return NGHTTP2_STREAM_CLOSED;
+    case CLOSED_CUT: /* we reset it: the client may not know yet */
+        return 0;
+    default: /* DATA: nghttp2 ignores it, or finds the stream idle */
+        return type == NGHTTP2_HEADERS ? NGHTTP2_PROTOCOL_ERROR : 0;
+    }
+}
+
+/* Follows the frame headers of the input ahead of nghttp2, for
+ * judge_unknown_stream(). Returns a connection error code, or 0. */
+static uint32_t scan(struct h2 *h2, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         if (h2->scan_skip > 0) {
@@ -777,14 +851,13 @@ static bool scan(struct h2 *h2, const uint8_t *p, size_t n)
         int32_t id = (int32_t)(((uint32_t)hd[5] << 24 | (uint32_t)hd[6] << 16 |
                                 (uint32_t)hd[7] << 8 | hd[8]) &
                                0x7fffffffu);
-        if (hd[3] != NGHTTP2_HEADERS || id == 0 || id % 2 == 0)
+        if ((hd[3] != NGHTTP2_HEADERS && hd[3] != NGHTTP2_DATA) || id == 0 || id % 2 == 0)
             continue; /* nghttp2 judges those */
-        if (id > h2->max_client_id)
-            h2->max_client_id = id;
-        else if (id < h2->max_client_id && nghttp2_session_find_stream(h2->session, id) == NULL)
-            return false;
+        uint32_t err = judge_unknown_stream(h2, hd[3], id);
+        if (err != 0)
+            return err;
     }
-    return true;
+    return 0;
 }
 
 static int on_read(struct sr_api__conn *c)
@@ -794,10 +867,12 @@ static int on_read(struct sr_api__conn *c)
     while (evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec v;
         evbuffer_peek(in, -1, NULL, &v, 1);
-        if (!scan(h2, v.iov_base, v.iov_len)) {
-            sr_log(SR_LOG_DEBUG, "api", "%s: HEADERS on a closed stream ID: GOAWAY", c->peer);
+        uint32_t err = scan(h2, v.iov_base, v.iov_len);
+        if (err != 0) {
+            sr_log(SR_LOG_DEBUG, "api", "%s: a frame on a closed stream: GOAWAY %s", c->peer,
+                   nghttp2_http2_strerror(err));
             evbuffer_drain(in, (size_t)-1);
-            nghttp2_session_terminate_session(h2->session, NGHTTP2_PROTOCOL_ERROR);
+            nghttp2_session_terminate_session(h2->session, err);
             break;
         }
         ssize_t n = nghttp2_session_mem_recv(h2->session, v.iov_base, v.iov_len);
@@ -915,6 +990,7 @@ static struct h2 *h2_new(struct sr_api__conn *c)
     rv = nghttp2_option_new(&opt);
     if (rv == 0) {
         nghttp2_option_set_no_http_messaging(opt, 1);
+        nghttp2_option_set_no_closed_streams(opt, 1); /* see struct h2 */
         rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt, &mem);
         nghttp2_option_del(opt);
     }
@@ -960,6 +1036,7 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
         return SR_API_CONN_CLOSE;
     /* The upgrade request is stream 1, half-closed (remote) already. */
     struct stream *s = stream_new(h2, 1);
+    s->ended = true;
     snprintf(s->method, sizeof(s->method), "%s", u->method);
     s->head = strcmp(s->method, "HEAD") == 0;
     set_path(s, u->target, strlen(u->target));

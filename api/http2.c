@@ -123,9 +123,8 @@ struct h2 {
      * (no_closed_streams: keeping them cost ~500 bytes for each of up to
      * MAX_CONCURRENT_STREAMS per connection), so scan() judges frames on
      * closed streams from this: two bits per stream ID (enum closed), a
-     * ring over the last CLOSED_SLOTS IDs opened. */
+     * ring over the last CLOSED_SLOTS IDs up to max_client_id. */
     uint8_t closed[CLOSED_SLOTS / 4];
-    int32_t last_opened; /* highest stream ID opened */
 };
 
 /* ---- bodies and streams ------------------------------------------------------ */
@@ -161,15 +160,16 @@ static void set_path(struct stream *s, const char *p, size_t n)
 /* ---- closed streams (see struct h2) ------------------------------------------ */
 
 enum closed {
-    CLOSED_NEVER_OPENED, /* (or still open, or a slot not yet used) */
-    CLOSED_ENDED,        /* closed after the client's END_STREAM */
-    CLOSED_CUT,          /* reset while the client could still be sending */
-    CLOSED_UNKNOWN       /* too old to say */
+    CLOSED_SKIPPED,   /* no HEADERS came on it: implicitly closed (§5.1.1) */
+    CLOSED_ANNOUNCED, /* its HEADERS came: open, or not yet read by nghttp2,
+                         or refused by it */
+    CLOSED_ENDED,     /* closed after the client's END_STREAM */
+    CLOSED_CUT        /* reset while the client could still be sending */
 };
 
 static bool closed_in_window(const struct h2 *h2, int32_t id)
 {
-    return id > h2->last_opened - 2 * CLOSED_SLOTS && id <= h2->last_opened;
+    return id > h2->max_client_id - 2 * CLOSED_SLOTS && id <= h2->max_client_id;
 }
 
 static void closed_set(struct h2 *h2, int32_t id, enum closed v)
@@ -179,30 +179,30 @@ static void closed_set(struct h2 *h2, int32_t id, enum closed v)
     *b = (uint8_t)((*b & ~(3u << shift)) | (unsigned)v << shift);
 }
 
+/* The record of a client stream ID inside the window (closed_in_window). */
 static enum closed closed_get(const struct h2 *h2, int32_t id)
 {
-    if (!closed_in_window(h2, id))
-        return CLOSED_UNKNOWN;
     unsigned slot = (unsigned)(id >> 1) % CLOSED_SLOTS;
     return (enum closed)((h2->closed[slot / 4] >> ((slot % 4) * 2)) & 3u);
 }
 
-/* A client stream opens: it and any IDs it skipped take over their slots. */
-static void closed_open(struct h2 *h2, int32_t id)
+/* HEADERS open client stream `id`, above max_client_id: the IDs it skips
+ * and it take over their slots. 64-bit: id may be 2^31 - 1. */
+static void closed_announce(struct h2 *h2, int32_t id)
 {
-    int32_t from = h2->last_opened + 2;
-    if (from < id - 2 * CLOSED_SLOTS)
-        from = id - 2 * CLOSED_SLOTS;
-    h2->last_opened = id;
-    for (int32_t i = from > 0 ? from : 1; i <= id; i += 2)
-        closed_set(h2, i, CLOSED_NEVER_OPENED);
+    int64_t from = (int64_t)h2->max_client_id + 2;
+    if (from < (int64_t)id - 2 * CLOSED_SLOTS + 2)
+        from = (int64_t)id - 2 * CLOSED_SLOTS + 2;
+    for (int64_t i = from; i < id; i += 2)
+        closed_set(h2, (int32_t)i, CLOSED_SKIPPED);
+    closed_set(h2, id, CLOSED_ANNOUNCED);
+    h2->max_client_id = id;
 }
 
 static struct stream *stream_new(struct h2 *h2, int32_t id)
 {
     struct stream *s = sr_api__pool_calloc(h2->pool, 1, sizeof(*s));
     sr_api__h2_check_init(&s->check);
-    closed_open(h2, id);
     s->h2 = h2;
     s->id = id;
     s->next = h2->streams;
@@ -517,14 +517,16 @@ static int send_headers(struct h2 *h2, const uint8_t *hd)
     struct stream *s = stream_of(h2, id);
     /* The server sends neither padding nor priority, and the empty block
      * needs no CONTINUATION. */
-    if (s == NULL || s->body == NULL ||
-        (hd[4] & ~(NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS)) != 0) {
-        sr_log(SR_LOG_WARNING, "api", "%s: unexpected HEADERS frame on stream %" PRId32,
-               h2->conn->peer, id);
+    if ((hd[4] & ~(NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS)) != 0) {
+        sr_log(SR_LOG_WARNING, "api", "%s: unexpected HEADERS frame flags %#x", h2->conn->peer,
+               hd[4]);
         return -1;
     }
+    /* A frame nghttp2 had packed before its stream closed still goes out:
+     * with no fields (the client has reset the stream), but with any size
+     * update due, so the tables stay in step. */
     struct sr_api__hfield f[SR_API_H__COUNT];
-    size_t n = body_fields(s->body, f);
+    size_t n = s != NULL && s->body != NULL ? body_fields(s->body, f) : 0;
     /* Our fields are short (the longest: an ETag), and far from the
      * smallest SETTINGS_MAX_FRAME_SIZE (16384). */
     uint8_t frame[9 + 1024];
@@ -803,24 +805,26 @@ static int flush(struct h2 *h2)
 
 /* Frames on streams nghttp2 no longer knows, judged as nghttp2 does for
  * the closed streams it keeps (see struct h2), plus RFC 9113 §5.1.1's
- * lower stream ID rule, which nghttp2 leaves out. Returns the code of the
- * connection error to end with, or 0. */
+ * lower stream ID rule, which nghttp2 leaves out. scan() sees a whole read
+ * before nghttp2 does, so a stream announced in it is not open yet.
+ * Returns the code of the connection error to end with, or 0. */
 static uint32_t judge_unknown_stream(struct h2 *h2, uint8_t type, int32_t id)
 {
     if (type == NGHTTP2_HEADERS && id > h2->max_client_id) {
-        h2->max_client_id = id;
+        closed_announce(h2, id);
         return 0;
     }
-    /* Not yet opened by nghttp2 (later in this input), or open. */
-    if (id > h2->last_opened || nghttp2_session_find_stream(h2->session, id) != NULL)
+    /* Above max_client_id, DATA is on an idle stream: nghttp2's verdict. */
+    if (id > h2->max_client_id || nghttp2_session_find_stream(h2->session, id) != NULL)
         return 0;
-    switch (closed_get(h2, id)) {
+    enum closed c = closed_in_window(h2, id) ? closed_get(h2, id) : CLOSED_SKIPPED;
+    switch (c) {
     case CLOSED_ENDED: /* §5.1: frames after END_STREAM */
         return NGHTTP2_STREAM_CLOSED;
-    case CLOSED_CUT: /* we reset it: the client may not know yet */
-        return 0;
-    default: /* DATA: nghttp2 ignores it, or finds the stream idle */
+    case CLOSED_SKIPPED: /* HEADERS: a lower ID (or one too old to know) */
         return type == NGHTTP2_HEADERS ? NGHTTP2_PROTOCOL_ERROR : 0;
+    default: /* announced in this read, refused, or reset by us: ignored */
+        return 0;
     }
 }
 
@@ -1046,7 +1050,7 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);
     if (rv == 0) /* a server session ignores upgrade2's user data */
         rv = nghttp2_session_set_stream_user_data(h2->session, 1, s);
-    h2->max_client_id = 1;
+    closed_announce(h2, 1);
     h2->hold_data = true;
     /* HTTP2-Settings came in the upgrade request, not in a frame. */
     sr_api__hpack_limit(&h2->hpack, nghttp2_session_get_remote_settings(

@@ -30,7 +30,7 @@ static int decodes_to(nghttp2_hd_inflater *inf, const uint8_t *in, size_t len,
         in += k;
         len -= (size_t)k;
         if (flags & NGHTTP2_HD_INFLATE_EMIT) {
-            const char *name = key_names[f[got].key];
+            const char *name = got < n ? key_names[f[got].key] : "";
             if (got >= n || nv.namelen != strlen(name) || memcmp(nv.name, name, nv.namelen) ||
                 nv.valuelen != f[got].len || memcmp(nv.value, f[got].value, nv.valuelen)) {
                 printf("#   field %zu: got %.*s: %.*s\n", got, (int)nv.namelen, nv.name,

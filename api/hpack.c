@@ -29,15 +29,17 @@ static const struct {
     size_t len;
     unsigned static_index; /* of the name in RFC 7541 Appendix A, or 0 */
 } names[SR_API_H__COUNT] = {
-    [SR_API_H_STATUS] = {":status", 7, 8},
-    [SR_API_H_CONTENT_TYPE] = {"content-type", 12, 31},
-    [SR_API_H_CONTENT_LENGTH] = {"content-length", 14, 28},
-    [SR_API_H_DATE] = {"date", 4, 33},
-    [SR_API_H_SERVER] = {"server", 6, 54},
-    [SR_API_H_CACHE_CONTROL] = {"cache-control", 13, 24},
-    [SR_API_H_ETAG] = {"etag", 4, 34},
-    [SR_API_H_ALLOW] = {"allow", 5, 22},
-    [SR_API_H_REGISTRY_INDEX] = {"x-registry-index", 16, 0},
+#define NAME(key, name, index) [key] = {name, sizeof(name) - 1, index}
+    NAME(SR_API_H_STATUS, ":status", 8),
+    NAME(SR_API_H_CONTENT_TYPE, "content-type", 31),
+    NAME(SR_API_H_CONTENT_LENGTH, "content-length", 28),
+    NAME(SR_API_H_DATE, "date", 33),
+    NAME(SR_API_H_SERVER, "server", 54),
+    NAME(SR_API_H_CACHE_CONTROL, "cache-control", 24),
+    NAME(SR_API_H_ETAG, "etag", 34),
+    NAME(SR_API_H_ALLOW, "allow", 22),
+    NAME(SR_API_H_REGISTRY_INDEX, "x-registry-index", 0),
+#undef NAME
 };
 
 /* Fields of the static table that are whole name-value pairs we send. */

@@ -55,11 +55,7 @@
 struct body {
     unsigned refs;
     struct sr_api__pool *pool; /* where it came from */
-    struct sr_api__response r;
-    /* Header values, kept until the HEADERS frame is sent: hpack.c
-     * encodes the block then (see on_send). */
-    char status[24], len[24], index[24], date[32];
-    bool no_length; /* an event stream: no content-length */
+    struct sr_api__response r; /* also the source of the header block (on_send) */
 };
 
 struct stream {
@@ -312,27 +308,33 @@ static void set_body(struct stream *s, struct sr_api__response *r)
     b->refs = 1;
     b->pool = s->h2->pool;
     b->r = *r;
-    b->no_length = false;
     memset(r, 0, sizeof(*r));
     s->body = b;
     s->wire_off = 0;
 }
 
-/* The response's header fields, from its body holder: at most
- * SR_API_H__COUNT of them. */
-static size_t body_fields(const struct body *b, struct sr_api__hfield *f)
+/* Room for the header values formatted as the HEADERS frame goes out. */
+struct hvalues {
+    char status[24], len[24], index[24];
+};
+
+/* The stream's response header fields: at most SR_API_H__COUNT of them. */
+static size_t response_fields(struct stream *s, struct hvalues *v, struct sr_api__hfield *f)
 {
-    const struct sr_api__response *r = &b->r;
+    const struct sr_api__response *r = &s->body->r;
     size_t n = 0;
-#define FIELD(k, v, l) f[n++] = (struct sr_api__hfield){(k), (v), (l)}
-#define FIELDS(k, v) FIELD(k, v, strlen(v))
-    FIELDS(SR_API_H_STATUS, b->status);
+#define FIELD(k, val, l) f[n++] = (struct sr_api__hfield){(k), (val), (l)}
+#define FIELDS(k, val) FIELD(k, val, strlen(val))
+    /* Not snprintf: this runs per response and printf dominated it. */
+    FIELD(SR_API_H_STATUS, v->status,
+          sr_api__fmt_u64(v->status, r->status >= 0 ? (uint64_t)r->status : 0));
     if (r->status != 304) {
         FIELDS(SR_API_H_CONTENT_TYPE, r->content_type);
-        if (!b->no_length)
-            FIELDS(SR_API_H_CONTENT_LENGTH, b->len);
+        if (s->sse == NULL) /* an event stream has no length */
+            FIELD(SR_API_H_CONTENT_LENGTH, v->len,
+                  sr_api__fmt_u64(v->len, sr_api__response_length(r)));
     }
-    FIELDS(SR_API_H_DATE, b->date);
+    FIELDS(SR_API_H_DATE, sr_api__date(s->h2->conn->w));
     FIELD(SR_API_H_SERVER, SR_API_SERVER_HEADER, sizeof(SR_API_SERVER_HEADER) - 1);
     FIELD(SR_API_H_CACHE_CONTROL, "no-cache", 8);
     if (r->etag[0])
@@ -340,7 +342,7 @@ static size_t body_fields(const struct body *b, struct sr_api__hfield *f)
     if (r->allow)
         FIELDS(SR_API_H_ALLOW, r->allow);
     if (r->has_index)
-        FIELDS(SR_API_H_REGISTRY_INDEX, b->index);
+        FIELD(SR_API_H_REGISTRY_INDEX, v->index, sr_api__fmt_u64(v->index, r->index));
 #undef FIELDS
 #undef FIELD
     return n;
@@ -351,8 +353,8 @@ static void respond(struct stream *s, struct sr_api__response *r)
 {
     struct h2 *h2 = s->h2;
     if (s->responded) {
-        /* One response per stream: nghttp2 may still hold pointers into
-         * the first one's header values (see struct body). */
+        /* One response per stream: the first one's HEADERS may not have
+         * gone out yet, and they are encoded from its body (on_send). */
         sr_log(SR_LOG_WARNING, "api", "%s: stream %" PRId32 ": second response dropped",
                h2->conn->peer, s->id);
         sr_api__response_clear(r);
@@ -360,14 +362,6 @@ static void respond(struct stream *s, struct sr_api__response *r)
     }
     set_body(s, r);
     r = &s->body->r;
-
-    /* Not snprintf: this runs per response and printf dominated it. */
-    struct body *b = s->body;
-    sr_api__fmt_u64(b->status, r->status >= 0 ? (uint64_t)r->status : 0);
-    strcpy(b->date, sr_api__date(h2->conn->w));
-    sr_api__fmt_u64(b->len, sr_api__response_length(r));
-    if (r->has_index)
-        sr_api__fmt_u64(b->index, r->index);
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_body};
     bool nobody = s->head || r->status == 304 || sr_api__response_length(r) == 0;
     s->responded = true;
@@ -432,16 +426,12 @@ static void start_sse(struct stream *s)
                                  .has_index = true,
                                  .index = idx};
     set_body(s, &r);
-    struct body *b = s->body;
-    b->no_length = true;
-    strcpy(b->status, "200");
-    strcpy(b->date, sr_api__date(h2->conn->w));
-    sr_api__fmt_u64(b->index, idx);
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_sse};
     s->responded = true;
     int rv = nghttp2_submit_response(h2->session, s->id, NULL, 0, &dp);
-    sr_log(SR_LOG_DEBUG, "api", "%s: event stream from revision %s (h2 stream %" PRId32 ")%s%s",
-           h2->conn->peer, b->index, s->id, rv ? ": " : "", rv ? nghttp2_strerror(rv) : "");
+    sr_log(SR_LOG_DEBUG, "api",
+           "%s: event stream from revision %" PRIu64 " (h2 stream %" PRId32 ")%s%s",
+           h2->conn->peer, idx, s->id, rv ? ": " : "", rv ? nghttp2_strerror(rv) : "");
 }
 
 static void on_parked_done(void *owner, int status)
@@ -505,16 +495,21 @@ static void dispatch(struct stream *s)
 
 static struct stream *stream_of(struct h2 *h2, int32_t id);
 
+/* The stream ID in a 9-byte frame header (RFC 9113 §4.1). */
+static int32_t frame_stream_id(const uint8_t *hd)
+{
+    return (int32_t)(((uint32_t)hd[5] << 24 | (uint32_t)hd[6] << 16 | (uint32_t)hd[7] << 8 |
+                      hd[8]) &
+                     0x7fffffffu);
+}
+
 /* A response's HEADERS frame, with our header block instead of nghttp2's
  * (which is empty: respond() submits no fields). Encoding here, as the
  * frame goes out, keeps the blocks in wire order, and a response nghttp2
  * drops unsent leaves the table alone. */
 static int send_headers(struct h2 *h2, const uint8_t *hd)
 {
-    int32_t id = (int32_t)(((uint32_t)hd[5] << 24 | (uint32_t)hd[6] << 16 |
-                            (uint32_t)hd[7] << 8 | hd[8]) &
-                           0x7fffffffu);
-    struct stream *s = stream_of(h2, id);
+    struct stream *s = stream_of(h2, frame_stream_id(hd));
     /* The server sends neither padding nor priority, and the empty block
      * needs no CONTINUATION. */
     if ((hd[4] & ~(NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS)) != 0) {
@@ -526,7 +521,8 @@ static int send_headers(struct h2 *h2, const uint8_t *hd)
      * with no fields (the client has reset the stream), but with any size
      * update due, so the tables stay in step. */
     struct sr_api__hfield f[SR_API_H__COUNT];
-    size_t n = s != NULL && s->body != NULL ? body_fields(s->body, f) : 0;
+    struct hvalues v;
+    size_t n = s != NULL && s->body != NULL ? response_fields(s, &v, f) : 0;
     /* Our fields are short (the longest: an ETag), and far from the
      * smallest SETTINGS_MAX_FRAME_SIZE (16384). */
     uint8_t frame[9 + 1024];
@@ -852,9 +848,7 @@ static uint32_t scan(struct h2 *h2, const uint8_t *p, size_t n)
         h2->scan_hd_len = 0;
         const uint8_t *hd = h2->scan_hd;
         h2->scan_skip = (size_t)hd[0] << 16 | (size_t)hd[1] << 8 | hd[2];
-        int32_t id = (int32_t)(((uint32_t)hd[5] << 24 | (uint32_t)hd[6] << 16 |
-                                (uint32_t)hd[7] << 8 | hd[8]) &
-                               0x7fffffffu);
+        int32_t id = frame_stream_id(hd);
         if ((hd[3] != NGHTTP2_HEADERS && hd[3] != NGHTTP2_DATA) || id == 0 || id % 2 == 0)
             continue; /* nghttp2 judges those */
         uint32_t err = judge_unknown_stream(h2, hd[3], id);
@@ -1017,10 +1011,7 @@ static struct h2 *h2_new(struct sr_api__conn *c)
 fail:
     sr_log(SR_LOG_WARNING, "api", "%s: cannot start an HTTP/2 session: %s", c->peer,
            nghttp2_strerror(rv));
-    nghttp2_session_del(h2->session);
-    if (h2->stage != NULL)
-        evbuffer_free(h2->stage);
-    free(h2);
+    h2_delete(h2);
     return NULL;
 }
 

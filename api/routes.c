@@ -197,8 +197,8 @@ static void json_response(struct sr_api__response *r, int status, json_t *obj)
 /* A built body's tag: the version plus a hash of the exact bytes. */
 static void tag_built(struct sr_api__response *r, uint64_t version)
 {
-    /* Short on purpose: h2 sends an ETag as a literal (never indexed), so
-     * each byte is HPACK work on every response. */
+    /* Short on purpose: each new ETag is an HPACK literal once per
+     * connection, and a header every client keeps. */
     snprintf(r->etag, sizeof(r->etag), "\"v%llu-%08x\"", (unsigned long long)version,
              fnv1a(r->body, r->len));
 }

@@ -530,7 +530,7 @@ struct sr_api {
     atomic_uint nconns;    /* open connections, all workers */
     atomic_uint nrefusing; /* refused connections still being answered */
     struct sr_api__stats *stats;  /* watch.c: counters, shared by the workers */
-    struct sr_api__relay *relay;  /* watch.c: the cache's event listener */
+    bool watching;                /* watch.c: on_events is a cache listener */
     unsigned sse_heartbeat_sec;   /* resolved SSE options */
     size_t sse_buffer_bytes;
     char where[80];        /* "127.0.0.1:5001", for messages */
@@ -560,7 +560,6 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
 /* ---- watching: long-polls, SSE, Prometheus ------------------------------------ */
 
 struct sr_api__hub;
-struct sr_api__relay;
 struct sr_api__watcher;
 struct sr_api__sse;
 struct sr_buf;

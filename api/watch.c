@@ -2,7 +2,7 @@
  * streams) without any thread waiting on anything.
  *
  * DESIGN
- * - One event listener on the cache (the relay). The cache calls it on the
+ * - One event listener on the cache (on_events). The cache calls it on the
  *   writer's thread, in revision order, with the events of one commit; it
  *   must not block, so it only appends new references to each worker's
  *   hub inbox (a mutex-protected array) and wakes the worker with
@@ -18,11 +18,8 @@
  *   come back in the same millisecond. It is answered through the mailbox,
  *   so its connection is only touched from a top-level callback.
  * - SSE clients get the events through sr_api__sse_deliver (sse.c).
- * - The relay outlives the server: the cache has no way to remove a
- *   listener, and may be written after sr_api_free (tests reuse a cache).
- *   sr_api_free detaches it (under its lock), after which it drops events;
- *   every relay stays on a static list until exit, so nothing is leaked
- *   in LSan's sense. That is one small struct per sr_api_new. */
+ * - sr_api_free removes the listener before the workers' hubs go; the
+ *   cache guarantees no call is in progress once that returns. */
 #include "api/watch_hub.h"
 
 #include <event2/event.h>
@@ -33,16 +30,6 @@
 #include "cache/cache.h"
 #include "cache/log.h"
 #include "cache/util.h"
-
-struct sr_api__relay {
-    pthread_mutex_t mu;
-    struct sr_api *api; /* NULL once detached; under mu */
-    struct sr_cache *cache;
-    struct sr_api__relay *next; /* all relays (relays_mu) */
-};
-
-static pthread_mutex_t relays_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct sr_api__relay *relays;
 
 struct sr_api__watcher {
     struct sr_api__hub *hub;
@@ -317,31 +304,25 @@ void sr_api__hub_free(struct sr_api__hub *hub)
     free(hub);
 }
 
-/* ---- the relay ------------------------------------------------------------------- */
+/* ---- the cache's event listener ------------------------------------------------- */
 
 /* The cache's writer thread, write lock held: queue, wake, return. */
 static void on_events(struct sr_event *const *evs, size_t n, void *arg)
 {
-    struct sr_api__relay *r = arg;
-    pthread_mutex_lock(&r->mu);
-    struct sr_api *api = r->api;
-    if (api != NULL) {
-        /* A full refresh that changed something ends its batch with its own
-         * services.updated; the changes before it are ones the event
-         * stream had not delivered. The first refresh is the initial load,
-         * not a catch. */
-        if (n > 1 && strcmp(sr_event_key(evs[n - 1]), "services.updated") == 0) {
-            struct sr_cache_stats st;
-            sr_cache_get_stats(r->cache, &st);
-            if (st.refreshes > 1)
-                atomic_fetch_add_explicit(&api->stats->resync_changes, n - 1,
-                                          memory_order_relaxed);
-        }
-        for (unsigned i = 0; i < api->nworkers; i++)
-            if (api->workers[i].hub != NULL)
-                hub_push(api->workers[i].hub, evs, n);
+    struct sr_api *api = arg;
+    /* A full refresh that changed something ends its batch with its own
+     * services.updated; the changes before it are ones the event stream
+     * had not delivered. The first refresh is the initial load, not a
+     * catch. */
+    if (n > 1 && strcmp(sr_event_key(evs[n - 1]), "services.updated") == 0) {
+        struct sr_cache_stats st;
+        sr_cache_get_stats(api->router.cache, &st);
+        if (st.refreshes > 1)
+            atomic_fetch_add_explicit(&api->stats->resync_changes, n - 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&r->mu);
+    for (unsigned i = 0; i < api->nworkers; i++)
+        if (api->workers[i].hub != NULL)
+            hub_push(api->workers[i].hub, evs, n);
 }
 
 int sr_api__watch_init(struct sr_api *api, const struct sr_api_opts *opts, char *err,
@@ -355,33 +336,21 @@ int sr_api__watch_init(struct sr_api *api, const struct sr_api_opts *opts, char 
     api->sse_heartbeat_sec = hb ? hb : SR_API_DEFAULT_SSE_HEARTBEAT_SEC;
     api->sse_buffer_bytes = buf ? buf : SR_API_DEFAULT_SSE_BUFFER_BYTES;
 
-    struct sr_api__relay *r = sr_calloc(1, sizeof(*r));
-    pthread_mutex_init(&r->mu, NULL);
-    r->cache = api->router.cache;
-    if (sr_cache_add_event_listener(r->cache, on_events, r) != 0) {
-        pthread_mutex_destroy(&r->mu);
-        free(r);
+    /* The workers and their hubs exist by now. */
+    if (sr_cache_add_event_listener(api->router.cache, on_events, api) != 0) {
         snprintf(err, errlen, "cannot watch the cache: too many listeners");
         return -1;
     }
-    r->api = api; /* the workers and their hubs exist by now */
-    api->relay = r;
-    pthread_mutex_lock(&relays_mu);
-    r->next = relays;
-    relays = r;
-    pthread_mutex_unlock(&relays_mu);
+    api->watching = true;
     return 0;
 }
 
 void sr_api__watch_detach(struct sr_api *api)
 {
-    struct sr_api__relay *r = api->relay;
-    if (r == NULL)
+    if (!api->watching)
         return;
-    pthread_mutex_lock(&r->mu);
-    r->api = NULL;
-    pthread_mutex_unlock(&r->mu);
-    api->relay = NULL;
+    sr_cache_remove_event_listener(api->router.cache, on_events, api);
+    api->watching = false;
 }
 
 void sr_api__watch_free(struct sr_api *api)

@@ -1,7 +1,7 @@
 /* The per-worker hub shared by watch.c and sse.c (not for other files).
  *
  * Threads: `mu` guards the inbox, which the cache's writer threads fill
- * (watch.c relay); everything else belongs to the worker's thread. */
+ * (watch.c on_events); everything else belongs to the worker's thread. */
 #ifndef SR_API_WATCH_HUB_H
 #define SR_API_WATCH_HUB_H
 

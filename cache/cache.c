@@ -571,14 +571,38 @@ int sr_cache_set_metrics(struct sr_cache *cache, const char *service_id, json_t 
     return 1;
 }
 
+/* Listeners are called with write_mu held (commit), so taking it here
+ * means no call is in progress and none starts on a half-changed table. */
 int sr_cache_add_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg)
 {
-    if (cache->nelisteners == MAX_LISTENERS)
-        return -1;
-    cache->elisteners[cache->nelisteners].cb = cb;
-    cache->elisteners[cache->nelisteners].arg = arg;
-    cache->nelisteners++;
-    return 0;
+    int rc = -1;
+    pthread_mutex_lock(&cache->write_mu);
+    if (cache->nelisteners < MAX_LISTENERS) {
+        cache->elisteners[cache->nelisteners].cb = cb;
+        cache->elisteners[cache->nelisteners].arg = arg;
+        cache->nelisteners++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&cache->write_mu);
+    return rc;
+}
+
+int sr_cache_remove_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg)
+{
+    int rc = -1;
+    pthread_mutex_lock(&cache->write_mu);
+    for (size_t i = 0; i < cache->nelisteners; i++) {
+        if (cache->elisteners[i].cb != cb || cache->elisteners[i].arg != arg)
+            continue;
+        /* Keep the order: listeners hear a commit in registration order. */
+        memmove(&cache->elisteners[i], &cache->elisteners[i + 1],
+                (cache->nelisteners - i - 1) * sizeof(cache->elisteners[0]));
+        cache->nelisteners--;
+        rc = 0;
+        break;
+    }
+    pthread_mutex_unlock(&cache->write_mu);
+    return rc;
 }
 
 void sr_cache_set_log_size(struct sr_cache *cache, size_t n)

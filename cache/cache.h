@@ -116,6 +116,12 @@ int sr_cache_add_listener(struct sr_cache *cache, sr_cache_change_cb cb, void *a
 typedef void (*sr_cache_event_cb)(struct sr_event *const *events, size_t n, void *arg);
 int sr_cache_add_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg);
 
+/* Removes the listener registered with exactly this cb and arg. Safe while
+ * writers run: when it returns, no call to it is in progress and none will
+ * follow, so arg may be freed. Must not be called from a listener. Returns
+ * 0, or -1 when no such listener is registered. */
+int sr_cache_remove_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg);
+
 /* How many recent events the ring keeps (CHANGE_LOG_SIZE). Call before any
  * writer thread starts; drops what the ring held. */
 void sr_cache_set_log_size(struct sr_cache *cache, size_t n);

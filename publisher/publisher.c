@@ -203,11 +203,12 @@ struct sr_publisher *sr_publisher_new(const struct sr_publisher_opts *opts, stru
     make_boot_id(p);
     sr_publisher__outbox_init(&p->ob, p->outbox_max, WINDOW);
     p->st.state = SR_PUBLISHER_CONNECTING;
-    /* Last: once registered, the cache may call us until it is freed. */
+    /* Last: once registered, the cache may call us until sr_publisher_free. */
     if (sr_cache_add_event_listener(cache, on_events, p) != 0) {
         snprintf(err, errlen, "publisher: the cache's listener table is full");
         goto fail;
     }
+    p->listening = true;
     return p;
 
 fail:
@@ -293,6 +294,9 @@ void sr_publisher_free(struct sr_publisher *p)
 {
     if (p == NULL)
         return;
+    /* First: once this returns, the cache's writers no longer reach us. */
+    if (p->listening)
+        sr_cache_remove_event_listener(p->cache, on_events, p);
     sr_publisher_stop(p, 0);
     struct sr_pub_msg *m = p->in_head;
     while (m != NULL) {

@@ -126,9 +126,8 @@ json_t *sr_publisher_status_json(struct sr_publisher *p);
  * even with a broker that stopped answering. Messages queued after this are
  * dropped. Main thread; idempotent; NULL ok. */
 void sr_publisher_stop(struct sr_publisher *p, unsigned flush_ms);
-/* Stops if needed and frees everything. The event listener cannot be
- * removed from the cache, so call this only once no cache writer runs any
- * more. NULL ok. */
+/* Removes the event listener from the cache, stops if needed and frees
+ * everything. Cache writers may still run. NULL ok. */
 void sr_publisher_free(struct sr_publisher *p);
 
 #endif

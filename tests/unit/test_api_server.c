@@ -991,6 +991,11 @@ int main(void)
     test_many();
     test_graceful_stop(api);
     sr_api_free(api);
+    /* The server took its listener off the cache: a write now reaches
+     * nothing freed (ASan would catch it). */
+    sr_cache_upsert(g_cache, sr_svc_new(json_pack("{s:s, s:s}", "id", "after-free", "name",
+                                                  "after-free")));
+    ok(sr_cache_version(g_cache) > 0, "the cache is written after sr_api_free");
 
     /* Hooks may still be finishing on their threads: wait for them. */
     double until = sr_mono() + 5;

@@ -40,8 +40,59 @@ static void on_change(const struct sr_change *ch, size_t n, enum sr_commit_reaso
         s->versions_grow = 0;
 }
 
+/* Event listeners record the order they were called in. */
+struct heard {
+    int *log;
+    int *nlog;
+    int tag;
+};
+
+static void on_events(struct sr_event *const *evs, size_t n, void *arg)
+{
+    (void)evs;
+    (void)n;
+    struct heard *h = arg;
+    h->log[(*h->nlog)++] = h->tag;
+}
+
+static void test_event_listener_removal(void)
+{
+    struct sr_cache *c = sr_cache_new();
+    int log[16], nlog = 0;
+    struct heard a = {log, &nlog, 1}, b = {log, &nlog, 2}, d = {log, &nlog, 3};
+    ok(sr_cache_add_event_listener(c, on_events, &a) == 0 &&
+           sr_cache_add_event_listener(c, on_events, &b) == 0 &&
+           sr_cache_add_event_listener(c, on_events, &d) == 0,
+       "three event listeners registered");
+    sr_cache_upsert(c, svc("l-1", "one", 1));
+    ok(nlog == 3 && log[0] == 1 && log[1] == 2 && log[2] == 3,
+       "each heard the commit, in registration order");
+    ok(sr_cache_remove_event_listener(c, on_events, &b) == 0, "the middle one removed");
+    is_int(sr_cache_remove_event_listener(c, on_events, &b), -1, "removing it again: -1");
+    is_int(sr_cache_remove_event_listener(c, on_events, NULL), -1, "same cb, other arg: -1");
+    nlog = 0;
+    sr_cache_upsert(c, svc("l-2", "two", 1));
+    ok(nlog == 2 && log[0] == 1 && log[1] == 3, "the others still hear, in order");
+    ok(sr_cache_remove_event_listener(c, on_events, &a) == 0 &&
+           sr_cache_remove_event_listener(c, on_events, &d) == 0,
+       "the rest removed");
+    nlog = 0;
+    sr_cache_upsert(c, svc("l-3", "three", 1));
+    is_int(nlog, 0, "nobody hears once all are removed");
+    int added = 0;
+    struct heard many = {log, &nlog, 0};
+    while (sr_cache_add_event_listener(c, on_events, &many) == 0 && added < 64)
+        added++;
+    ok(added > 0 && added < 64, "the listener table is bounded");
+    ok(sr_cache_remove_event_listener(c, on_events, &many) == 0 &&
+           sr_cache_add_event_listener(c, on_events, &many) == 0,
+       "a removal frees a slot");
+    sr_cache_free(c);
+}
+
 int main(void)
 {
+    test_event_listener_removal();
     struct sr_cache *c = sr_cache_new();
     struct seen seen = {.versions_grow = 1};
     ok(sr_cache_add_listener(c, on_change, &seen) == 0, "listener registered");

@@ -1,11 +1,15 @@
 /* Many readers and one writer swapping snapshots (run under TSan too).
  * Readers check that each snapshot is self-consistent and that the version
- * they see never goes down. */
+ * they see never goes down. Meanwhile another thread adds and removes event
+ * listeners whose state it frees right after removal: a call after
+ * sr_cache_remove_event_listener returned would be a use after free (ASan)
+ * or a race on its plain counter (TSan). */
 #include "cache/cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/unit/tap.h"
@@ -17,6 +21,46 @@ static struct sr_cache *cache;
 static atomic_int stop;
 static atomic_int errors;
 static atomic_long reads;
+
+static atomic_long heard; /* listeners that heard at least one commit */
+static atomic_long churns;
+static atomic_int churn_quit;
+
+struct counter {
+    long calls; /* plain: written by the writer, read after removal */
+};
+
+static void on_events(struct sr_event *const *evs, size_t n, void *arg)
+{
+    (void)evs;
+    struct counter *c = arg;
+    c->calls += (long)n;
+}
+
+static void *churner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop)) {
+        struct counter *c = calloc(1, sizeof(*c));
+        if (sr_cache_add_event_listener(cache, on_events, c) != 0) {
+            atomic_fetch_add(&errors, 1);
+            free(c);
+            atomic_store(&churn_quit, 1);
+            break;
+        }
+        /* Stay registered across a few commits. */
+        uint64_t v0 = sr_cache_version(cache);
+        while (!atomic_load(&stop) && sr_cache_version(cache) < v0 + 3)
+            ;
+        if (sr_cache_remove_event_listener(cache, on_events, c) != 0)
+            atomic_fetch_add(&errors, 1);
+        if (c->calls > 0)
+            atomic_fetch_add(&heard, 1);
+        free(c);
+        atomic_fetch_add(&churns, 1);
+    }
+    return NULL;
+}
 
 static void *reader(void *arg)
 {
@@ -51,8 +95,11 @@ int main(void)
     pthread_t th[READERS];
     for (int i = 0; i < READERS; i++)
         pthread_create(&th[i], NULL, reader, NULL);
+    pthread_t ch;
+    pthread_create(&ch, NULL, churner, NULL);
 
-    for (int r = 0; r < ROUNDS; r++) {
+    /* Past ROUNDS, writes go on until the churner has done its part. */
+    for (int r = 0; r < ROUNDS || (atomic_load(&churns) < 10 && !atomic_load(&churn_quit)); r++) {
         char id[32], name[32];
         snprintf(id, sizeof(id), "id-%d", r % 50);
         snprintf(name, sizeof(name), "svc-%d", r % 50);
@@ -74,8 +121,12 @@ int main(void)
     atomic_store(&stop, 1);
     for (int i = 0; i < READERS; i++)
         pthread_join(th[i], NULL);
+    pthread_join(ch, NULL);
 
-    is_int(atomic_load(&errors), 0, "readers saw consistent, monotonic snapshots");
+    is_int(atomic_load(&errors), 0, "readers saw consistent, monotonic snapshots; "
+                                    "listeners added and removed cleanly");
+    ok(atomic_load(&churns) > 0 && atomic_load(&heard) > 0,
+       "listeners came and went while the writer ran, and heard commits");
     ok(atomic_load(&reads) > 0, "readers ran");
     struct sr_cache_stats st;
     sr_cache_get_stats(cache, &st);

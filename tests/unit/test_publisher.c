@@ -400,6 +400,10 @@ static void test_listener(void)
 
     sr_publisher_stop(p, 100); /* never started: nothing to join */
     sr_publisher_free(p);
+    /* Its listener went with it: this write reaches nothing freed (ASan). */
+    uint64_t v = sr_cache_version(c);
+    sr_cache_upsert(c, svc("id-after", "after", 1));
+    ok(sr_cache_version(c) > v, "the cache is written after sr_publisher_free");
     sr_cache_free(c);
 
     /* Disabled. */

@@ -196,6 +196,50 @@ static void requests(struct sr_buf *b, const struct sr_api__stats *st)
             }
 }
 
+/* Docker API calls by endpoint: every endpoint from the start (a series
+ * that appears late hides its first increase from rate()), and durations
+ * for all but the event stream, whose length is not a latency. */
+static void docker_calls(struct sr_buf *b, const struct sr_source_calls *c)
+{
+    static const char req[] = "swarm_registry_docker_api_requests_total";
+    static const char err[] = "swarm_registry_docker_api_errors_total";
+    static const char dur[] = "swarm_registry_docker_api_request_duration_seconds";
+    family(b, req, "counter", "Docker Engine API calls made (finished transfers), by endpoint.");
+    for (int k = 0; k < SR_CALL_COUNT; k++) {
+        const char *labels[] = {"endpoint", sr_source_call_name(k), NULL};
+        sample(b, req, labels, (double)c->calls[k]);
+    }
+    family(b, err, "counter",
+           "Docker Engine API calls that failed (transport error or HTTP status >= 400), "
+           "by endpoint.");
+    for (int k = 0; k < SR_CALL_COUNT; k++) {
+        const char *labels[] = {"endpoint", sr_source_call_name(k), NULL};
+        sample(b, err, labels, (double)c->errors[k]);
+    }
+    family(b, dur, "histogram",
+           "How long finished Docker Engine API calls took, by endpoint (not the event stream).");
+    char name[sizeof(dur) + 16];
+    for (int k = 0; k < SR_CALL_COUNT; k++) {
+        if (k == SR_CALL_EVENTS)
+            continue;
+        snprintf(name, sizeof(name), "%s_bucket", dur);
+        for (int i = 0; i <= SR_CALL_BUCKETS; i++) {
+            char le[32];
+            if (i < SR_CALL_BUCKETS)
+                snprintf(le, sizeof(le), "%g", sr_source_call_bounds[i]);
+            else
+                snprintf(le, sizeof(le), "+Inf");
+            const char *labels[] = {"endpoint", sr_source_call_name(k), "le", le, NULL};
+            sample(b, name, labels, (double)(i < SR_CALL_BUCKETS ? c->le[k][i] : c->timed[k]));
+        }
+        const char *labels[] = {"endpoint", sr_source_call_name(k), NULL};
+        snprintf(name, sizeof(name), "%s_sum", dur);
+        sample(b, name, labels, c->seconds[k]);
+        snprintf(name, sizeof(name), "%s_count", dur);
+        sample(b, name, labels, (double)c->timed[k]);
+    }
+}
+
 /* Per-service families: one loop over the snapshot per family keeps each
  * family's samples together, as the format requires. */
 enum svc_value {
@@ -294,11 +338,7 @@ char *sr_api__prom_metrics(const struct sr_api__prom_input *in, size_t *len)
     single(&b, "swarm_registry_docker_events_stream_up", "gauge",
            "1 while the Docker events stream is connected, else 0.",
            cs->source.events_connected);
-    single(&b, "swarm_registry_docker_api_requests_total", "counter",
-           "Docker Engine API calls made (finished transfers).", (double)cs->source_calls);
-    single(&b, "swarm_registry_docker_api_errors_total", "counter",
-           "Docker Engine API calls that failed (transport error or HTTP status >= 400).",
-           (double)cs->source_errors);
+    docker_calls(&b, &cs->calls);
     single(&b, "swarm_registry_docker_events_received_total", "counter",
            "Docker events received on the events stream.", (double)cs->source.events_received);
     single(&b, "swarm_registry_docker_last_event_timestamp_seconds", "gauge",

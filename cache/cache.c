@@ -649,12 +649,36 @@ void sr_cache_set_source(struct sr_cache *cache, const struct sr_source_status *
     pthread_mutex_unlock(&cache->stats_mu);
 }
 
-void sr_cache_count_source_call(struct sr_cache *cache, bool error)
+/* Up to 10 s: a one-shot container stats call takes about 1-2 s (Docker
+ * waits for a second sample). */
+const double sr_source_call_bounds[SR_CALL_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                       0.25,  0.5,   1,    2.5,   5,    10};
+
+const char *sr_source_call_name(enum sr_source_call c)
 {
+    static const char *const names[SR_CALL_COUNT] = {
+        "ping", "version", "info", "services", "tasks", "container_stats", "events", "other",
+    };
+    return (unsigned)c < SR_CALL_COUNT ? names[c] : "other";
+}
+
+void sr_cache_count_source_call(struct sr_cache *cache, enum sr_source_call kind, bool error,
+                                double seconds)
+{
+    if ((unsigned)kind >= SR_CALL_COUNT)
+        kind = SR_CALL_OTHER;
     pthread_mutex_lock(&cache->stats_mu);
-    cache->stats.source_calls++;
+    struct sr_source_calls *c = &cache->stats.calls;
+    c->calls[kind]++;
     if (error)
-        cache->stats.source_errors++;
+        c->errors[kind]++;
+    if (seconds >= 0) {
+        c->timed[kind]++;
+        c->seconds[kind] += seconds;
+        for (int i = 0; i < SR_CALL_BUCKETS; i++)
+            if (seconds <= sr_source_call_bounds[i])
+                c->le[kind][i]++;
+    }
     pthread_mutex_unlock(&cache->stats_mu);
 }
 

@@ -195,9 +195,40 @@ struct sr_source_status {
 
 void sr_cache_set_source(struct sr_cache *cache, const struct sr_source_status *st);
 
-/* Counts one finished call to the source (Docker's API); error = it failed
- * (transport error or HTTP status >= 400). */
-void sr_cache_count_source_call(struct sr_cache *cache, bool error);
+/* What a call to the source (Docker's API) was for, for /metrics. */
+enum sr_source_call {
+    SR_CALL_PING,
+    SR_CALL_VERSION,
+    SR_CALL_INFO,
+    SR_CALL_SERVICES,
+    SR_CALL_TASKS,
+    SR_CALL_CONTAINER_STATS,
+    SR_CALL_EVENTS, /* the event stream: no duration (it lasts) */
+    SR_CALL_OTHER,
+    SR_CALL_COUNT
+};
+/* "ping", "version", ..., "container_stats", "events", "other". */
+const char *sr_source_call_name(enum sr_source_call c);
+
+/* Upper bounds (seconds) of the call duration histogram's buckets; the
+ * +Inf bucket is the count. */
+#define SR_CALL_BUCKETS 12
+extern const double sr_source_call_bounds[SR_CALL_BUCKETS];
+
+struct sr_source_calls {
+    uint64_t calls[SR_CALL_COUNT];  /* finished calls */
+    uint64_t errors[SR_CALL_COUNT]; /* ... that failed */
+    /* Durations of the finished calls that have one: */
+    uint64_t timed[SR_CALL_COUNT];
+    double seconds[SR_CALL_COUNT];
+    uint64_t le[SR_CALL_COUNT][SR_CALL_BUCKETS]; /* cumulative, as Prometheus wants */
+};
+
+/* Counts one finished call to the source; error = it failed (transport
+ * error or HTTP status >= 400); seconds < 0 when it has no meaningful
+ * duration (a stream). */
+void sr_cache_count_source_call(struct sr_cache *cache, enum sr_source_call kind, bool error,
+                                double seconds);
 
 struct sr_cache_stats {
     uint64_t version;
@@ -207,7 +238,7 @@ struct sr_cache_stats {
     uint64_t refreshes;       /* full refreshes done */
     double last_refresh;      /* Unix seconds, 0 = never */
     uint64_t added, updated, removed, clears;
-    uint64_t source_calls, source_errors; /* Docker API calls, and failed ones */
+    struct sr_source_calls calls; /* Docker API calls, by kind */
     struct sr_source_status source;
 };
 

@@ -255,6 +255,21 @@ static void describe_error(struct sr_http_req *r, CURLcode rc, char *out, size_t
     }
 }
 
+/* Tells the counter about a finished transfer: its path (the URL after
+ * base_url) and, unless it is a stream, how long it took. */
+static void count(struct sr_http_req *r, bool error)
+{
+    const char *url = NULL;
+    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+    size_t blen = strlen(r->h->base_url);
+    const char *path = url != NULL && strncmp(url, r->h->base_url, blen) == 0 ? url + blen : "";
+    double seconds = -1;
+    curl_off_t us = 0;
+    if (!r->stream && curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
+        seconds = (double)us / 1e6;
+    r->h->count(path, error, seconds, r->h->count_arg);
+}
+
 /* Takes each finished transfer off the multi handle before its callback
  * runs, so the callback may add or cancel transfers; a cancelled transfer's
  * pending DONE message goes with curl_multi_remove_handle. */
@@ -283,7 +298,7 @@ static void reap(struct sr_http *h)
             res.error = why;
         }
         if (h->count != NULL)
-            h->count(rc != CURLE_OK || res.status >= 400, h->count_arg);
+            count(r, rc != CURLE_OK || res.status >= 400);
         sr_http_done_cb done = r->on_done;
         void *arg = r->arg;
         /* Detach the buffers from the request so they outlive its free. */

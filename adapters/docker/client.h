@@ -45,8 +45,10 @@ typedef int (*sr_http_data_cb)(const char *data, size_t len, void *arg);
 struct sr_http *sr_http_new(struct event_base *base, const char *unix_path, const char *base_url);
 
 /* Called on the loop once per finished transfer (not for cancelled ones),
- * with error = transport failure or HTTP status >= 400. For counters. */
-typedef void (*sr_http_count_cb)(bool error, void *arg);
+ * with its path ("/v1.41/info", or "" if unknown), error = transport
+ * failure or HTTP status >= 400, and its duration in seconds (-1 for a
+ * stream). For counters. */
+typedef void (*sr_http_count_cb)(const char *path, bool error, double seconds, void *arg);
 void sr_http_set_counter(struct sr_http *h, sr_http_count_cb cb, void *arg);
 /* Cancels every request (no callbacks) and frees the client. NULL ok. */
 void sr_http_free(struct sr_http *h);

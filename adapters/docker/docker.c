@@ -458,11 +458,11 @@ static void on_socket_created(void *arg)
     evtimer_add(d->sync_timer, &tv);
 }
 
-/* Every Docker API call and failure, for /metrics. */
-static void on_call_done(bool error, void *arg)
+/* Every Docker API call, failure and duration, for /metrics. */
+static void on_call_done(const char *path, bool error, double seconds, void *arg)
 {
     struct sr_docker *d = arg;
-    sr_cache_count_source_call(d->cache, error);
+    sr_cache_count_source_call(d->cache, sr_docker__call_kind(path), error, seconds);
 }
 
 static void *thread_main(void *arg)

@@ -104,3 +104,43 @@ int sr_docker_check_url(const char *url, char *err, size_t errlen)
 {
     return sr_docker__parse_url(url, NULL, err, errlen);
 }
+
+enum sr_source_call sr_docker__call_kind(const char *path)
+{
+    static const struct {
+        const char *prefix;
+        enum sr_source_call kind;
+    } kinds[] = {
+        {"/_ping", SR_CALL_PING},       {"/version", SR_CALL_VERSION},
+        {"/info", SR_CALL_INFO},        {"/services", SR_CALL_SERVICES},
+        {"/tasks", SR_CALL_TASKS},      {"/containers/", SR_CALL_CONTAINER_STATS},
+        {"/events", SR_CALL_EVENTS},
+    };
+    if (path == NULL)
+        return SR_CALL_OTHER;
+    /* Skip the "/v1.41" version prefix, if any. */
+    if (path[0] == '/' && path[1] == 'v' && path[2] >= '0' && path[2] <= '9') {
+        const char *p = path + 2;
+        while ((*p >= '0' && *p <= '9') || *p == '.')
+            p++;
+        if (*p == '/')
+            path = p;
+    }
+    size_t end = strcspn(path, "?");
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (end < n || strncmp(path, kinds[i].prefix, n) != 0)
+            continue;
+        if (kinds[i].kind == SR_CALL_CONTAINER_STATS) {
+            /* /containers/{id}/stats only */
+            const char *slash = memchr(path + n, '/', end - n);
+            if (slash == NULL || (size_t)(path + end - slash) != 6 || strncmp(slash, "/stats", 6))
+                return SR_CALL_OTHER;
+            return SR_CALL_CONTAINER_STATS;
+        }
+        /* Whole segment: "/services" or "/services/...", not "/servicesx". */
+        if (end == n || path[n] == '/')
+            return kinds[i].kind;
+    }
+    return SR_CALL_OTHER;
+}

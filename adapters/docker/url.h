@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "cache/cache.h"
+
 struct sr_docker__endpoint {
     char unix_path[108]; /* "" unless unix:// (sizeof sun_path) */
     char http_base[300]; /* "http://localhost" for a socket, else "http://host:port" */
@@ -16,5 +18,9 @@ struct sr_docker__endpoint {
  * most a trailing "/". Returns 0 and fills *ep (may be NULL), or -1 with a
  * one-line reason in err. */
 int sr_docker__parse_url(const char *url, struct sr_docker__endpoint *ep, char *err, size_t errlen);
+
+/* What a Docker API request path ("/v1.41/services?filters=...", "/_ping")
+ * is for, for /metrics. */
+enum sr_source_call sr_docker__call_kind(const char *path);
 
 #endif

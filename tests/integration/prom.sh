@@ -36,7 +36,20 @@ is "$(S "swarm_registry_service_replicas_running$L")" 1 "per service: replicas r
 is "$(S "swarm_registry_service_containers_sampled$L")" 1 "per service: containers sampled"
 awk -v v="$(S 'swarm_registry_cache_services')" 'BEGIN{exit !(v+0 >= 2)}'; ok $? "cache services"
 awk -v v="$(S 'swarm_registry_docker_events_received_total')" 'BEGIN{exit !(v+0 > 0)}'; ok $? "docker events received"
-awk -v v="$(S 'swarm_registry_docker_api_requests_total')" 'BEGIN{exit !(v+0 > 0)}'; ok $? "docker API calls counted"
+for e in services tasks container_stats info; do
+    awk -v v="$(S "swarm_registry_docker_api_requests_total{endpoint=\"$e\"}")" 'BEGIN{exit !(v+0 > 0)}'
+    ok $? "docker API calls counted: $e $(S "swarm_registry_docker_api_requests_total{endpoint=\"$e\"}")"
+done
+is "$(S 'swarm_registry_docker_api_errors_total{endpoint="services"}')" 0 "no failed services call"
+D='swarm_registry_docker_api_request_duration_seconds'
+is "$(S "${D}_count{endpoint=\"services\"}")" "$(S 'swarm_registry_docker_api_requests_total{endpoint="services"}')" \
+    "every services call timed"
+# A one-shot stats call waits for Docker's second sample: about 1-2 s.
+awk -v s="$(S "${D}_sum{endpoint=\"container_stats\"}")" -v n="$(S "${D}_count{endpoint=\"container_stats\"}")" \
+    'BEGIN{exit !(n > 0 && s / n > 0.1 && s / n < 10)}'
+ok $? "container stats calls take their time: $(S "${D}_sum{endpoint=\"container_stats\"}") s in $(S "${D}_count{endpoint=\"container_stats\"}")"
+is "$(S "${D}_count{endpoint=\"events\"}")" absent "the event stream has no duration"
+is "$(S 'swarm_registry_docker_api_requests_total{endpoint="other"}')" 0 "every call has a known endpoint"
 is "$(S 'swarm_registry_docker_up')" 1 "docker up"
 awk -v v="$(S 'swarm_registry_http_requests_total{endpoint="/services/{name}/metrics",method="GET",code="200"}')" \
     'BEGIN{exit !(v+0 >= 1)}'; ok $? "requests counted by endpoint, method and code"

@@ -556,7 +556,12 @@ def prom_check(text):
             if not m:
                 problems.append(f"{n}: bad sample line {line!r}")
                 continue
-            if m.group(1) != cur or typ is None:
+            name = m.group(1)
+            if typ == "histogram":
+                for suffix in ("_bucket", "_sum", "_count"):
+                    if name == cur + suffix:
+                        name = cur
+            if name != cur or typ is None:
                 problems.append(f"{n}: {m.group(1)} outside its family")
             v = m.group(3)
             if v not in ("NaN", "+Inf", "-Inf"):
@@ -566,7 +571,28 @@ def prom_check(text):
                     problems.append(f"{n}: bad value {v}")
                     continue
             samples[m.group(1) + (m.group(2) or "")] = float(v)
+    problems += histogram_problems(samples)
     return problems, samples
+
+
+def histogram_problems(samples):
+    """Each histogram series: buckets never decrease as le grows, and the
+    +Inf bucket equals _count."""
+    problems, series = [], {}
+    for key, v in samples.items():
+        m = re.match(r'^(\w+)_bucket\{(.*),le="([^"]+)"\}$', key)
+        if m:
+            series.setdefault((m.group(1), m.group(2)), []).append((float(m.group(3)), v))
+    for (name, labels), buckets in series.items():
+        buckets.sort()
+        counts = [c for _, c in buckets]
+        if counts != sorted(counts):
+            problems.append(f"{name}{{{labels}}}: buckets decrease")
+        if buckets[-1][0] != float("inf"):
+            problems.append(f"{name}{{{labels}}}: no +Inf bucket")
+        elif samples.get(f"{name}_count{{{labels}}}") != buckets[-1][1]:
+            problems.append(f"{name}{{{labels}}}: +Inf bucket is not _count")
+    return problems
 
 
 def cmd_prom_check(a):

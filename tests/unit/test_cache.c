@@ -90,9 +90,44 @@ static void test_event_listener_removal(void)
     sr_cache_free(c);
 }
 
+static void test_source_calls(void)
+{
+    struct sr_cache *c = sr_cache_new();
+    sr_cache_count_source_call(c, SR_CALL_SERVICES, false, 0.003);
+    sr_cache_count_source_call(c, SR_CALL_SERVICES, true, 0.2);
+    sr_cache_count_source_call(c, SR_CALL_SERVICES, false, 30);
+    sr_cache_count_source_call(c, SR_CALL_EVENTS, true, -1);
+    sr_cache_count_source_call(c, SR_CALL_COUNT, false, 0.001);
+    struct sr_cache_stats st;
+    sr_cache_get_stats(c, &st);
+    const struct sr_source_calls *k = &st.calls;
+    ok(k->calls[SR_CALL_SERVICES] == 3 && k->errors[SR_CALL_SERVICES] == 1,
+       "calls and errors counted by kind");
+    ok(k->timed[SR_CALL_SERVICES] == 3 && k->seconds[SR_CALL_SERVICES] > 30.2 &&
+           k->seconds[SR_CALL_SERVICES] < 30.21,
+       "durations summed");
+    /* Buckets are cumulative: 0.003 s is in every bucket from 0.005 s up,
+     * 0.2 s from 0.25 s up, and 30 s only in +Inf (timed). */
+    int bad = 0;
+    for (int i = 0; i < SR_CALL_BUCKETS; i++) {
+        double le = sr_source_call_bounds[i];
+        uint64_t want = (le >= 0.003) + (le >= 0.2);
+        bad += k->le[SR_CALL_SERVICES][i] != want;
+        if (i > 0 && sr_source_call_bounds[i] <= sr_source_call_bounds[i - 1])
+            bad++;
+    }
+    is_int(bad, 0, "histogram buckets cumulative, bounds increasing");
+    ok(k->calls[SR_CALL_EVENTS] == 1 && k->errors[SR_CALL_EVENTS] == 1 &&
+           k->timed[SR_CALL_EVENTS] == 0,
+       "a stream is counted without a duration");
+    ok(k->calls[SR_CALL_OTHER] == 1 && k->timed[SR_CALL_OTHER] == 1, "an unknown kind is other");
+    sr_cache_free(c);
+}
+
 int main(void)
 {
     test_event_listener_removal();
+    test_source_calls();
     struct sr_cache *c = sr_cache_new();
     struct seen seen = {.versions_grow = 1};
     ok(sr_cache_add_listener(c, on_change, &seen) == 0, "listener registered");

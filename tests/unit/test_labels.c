@@ -1,8 +1,10 @@
 /* autoscaler.* label parsing: defaults, valid values, every bad value (falls
- * back, and says so in config_errors), min > max, non-string values, and
- * sr_docker_check_url. */
+ * back, and says so in config_errors), min > max, non-string values,
+ * sr_docker_check_url, and which /metrics endpoint a Docker API path counts
+ * under. */
 #include "adapters/docker/docker.h"
 #include "adapters/docker/labels.h"
+#include "adapters/docker/url.h"
 #include "tests/unit/tap.h"
 
 /* Parses a labels object given as JSON text. */
@@ -261,5 +263,37 @@ int main(void)
            name);
     }
     ok(sr_docker_check_url(NULL, NULL, 0) == -1, "check_url(NULL) rejects without crashing");
+
+    /* ---- sr_docker__call_kind: request paths -> /metrics endpoint label ---- */
+    static const struct {
+        const char *path;
+        enum sr_source_call kind;
+    } calls[] = {
+        {"/_ping", SR_CALL_PING},
+        {"/v1.41/version", SR_CALL_VERSION},
+        {"/version", SR_CALL_VERSION},
+        {"/v1.41/info", SR_CALL_INFO},
+        {"/v1.41/services?filters=%7B%22label%22%3A%5B%22autoscaler.enabled%22%5D%7D&status=true",
+         SR_CALL_SERVICES},
+        {"/v1.41/services/abc", SR_CALL_SERVICES},
+        {"/v1.41/tasks?filters=x", SR_CALL_TASKS},
+        {"/v1.41/containers/0123abcd/stats?stream=false", SR_CALL_CONTAINER_STATS},
+        {"/v1.41/containers/0123abcd/json", SR_CALL_OTHER},
+        {"/v1.41/containers/0123abcd/statsx", SR_CALL_OTHER},
+        {"/v1.41/events?filters=x&since=1.000000000", SR_CALL_EVENTS},
+        {"/v1.41/servicesx", SR_CALL_OTHER},
+        {"/v1.41/nodes", SR_CALL_OTHER},
+        {"/vx/info", SR_CALL_OTHER},
+        {"", SR_CALL_OTHER},
+        {NULL, SR_CALL_OTHER},
+    };
+    for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
+        char name[200];
+        snprintf(name, sizeof(name), "call kind of %.60s: %s", calls[i].path ? calls[i].path : "NULL",
+                 sr_source_call_name(calls[i].kind));
+        is_int(sr_docker__call_kind(calls[i].path), calls[i].kind, name);
+    }
+    is_str(sr_source_call_name(SR_CALL_CONTAINER_STATS), "container_stats", "call kind name");
+    is_str(sr_source_call_name(SR_CALL_COUNT), "other", "out of range: other");
     return tap_done();
 }

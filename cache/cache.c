@@ -312,9 +312,11 @@ static void changes_free(struct changes *c)
 }
 
 /* Called with write_mu held. Numbers the changes, builds and swaps in the
- * new snapshot (taking ownership of the draft), updates the stats, and tells
- * the listeners. Releases write_mu before notifying, so a listener may read
- * the cache (but must not write to it). */
+ * new snapshot (taking ownership of the draft), updates the stats, tells
+ * the listeners (write_mu still held, so they hear commits in order and
+ * sr_cache_remove_event_listener can wait out a call), and releases
+ * write_mu. A listener may read the cache, but must not write to it or
+ * add or remove listeners. */
 static void commit(struct sr_cache *cache, struct draft *d, struct changes *ch,
                    enum sr_commit_reason reason, int count_refresh)
 {
@@ -603,6 +605,14 @@ int sr_cache_remove_event_listener(struct sr_cache *cache, sr_cache_event_cb cb,
     }
     pthread_mutex_unlock(&cache->write_mu);
     return rc;
+}
+
+size_t sr_cache_event_listener_count(struct sr_cache *cache)
+{
+    pthread_mutex_lock(&cache->write_mu);
+    size_t n = cache->nelisteners;
+    pthread_mutex_unlock(&cache->write_mu);
+    return n;
 }
 
 void sr_cache_set_log_size(struct sr_cache *cache, size_t n)

@@ -114,6 +114,10 @@ int sr_cache_add_listener(struct sr_cache *cache, sr_cache_change_cb cb, void *a
  * order (borrowed: incref to keep). A full refresh that changed anything
  * ends with one services.updated event of its own revision. */
 typedef void (*sr_cache_event_cb)(struct sr_event *const *events, size_t n, void *arg);
+
+/* Registers an event listener; it hears commits from the next one on. Safe
+ * while writers run (it takes the writer lock: never call it from a
+ * listener). Returns 0, or -1 when the (small, fixed) table is full. */
 int sr_cache_add_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg);
 
 /* Removes the listener registered with exactly this cb and arg. Safe while
@@ -121,6 +125,9 @@ int sr_cache_add_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, vo
  * follow, so arg may be freed. Must not be called from a listener. Returns
  * 0, or -1 when no such listener is registered. */
 int sr_cache_remove_event_listener(struct sr_cache *cache, sr_cache_event_cb cb, void *arg);
+
+/* How many event listeners are registered (for tests and diagnostics). */
+size_t sr_cache_event_listener_count(struct sr_cache *cache);
 
 /* How many recent events the ring keeps (CHANGE_LOG_SIZE). Call before any
  * writer thread starts; drops what the ring held. */

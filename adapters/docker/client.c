@@ -43,6 +43,7 @@ struct sr_http_req {
     sr_http_data_cb on_data;
     void *arg;
     struct sr_buf body;
+    char *path; /* as asked for: curl's effective URL is normalised */
     char api_version[32];
     long date;
     char errbuf[CURL_ERROR_SIZE];
@@ -231,6 +232,7 @@ static void req_free(struct sr_http_req *r)
     curl_easy_cleanup(r->easy);
     unlink_req(r);
     free(r->body.p);
+    free(r->path);
     free(r);
 }
 
@@ -255,19 +257,15 @@ static void describe_error(struct sr_http_req *r, CURLcode rc, char *out, size_t
     }
 }
 
-/* Tells the counter about a finished transfer: its path (the URL after
- * base_url) and, unless it is a stream, how long it took. */
+/* Tells the counter about a finished transfer: its path and, unless it is
+ * a stream, how long it took. */
 static void count(struct sr_http_req *r, bool error)
 {
-    const char *url = NULL;
-    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
-    size_t blen = strlen(r->h->base_url);
-    const char *path = url != NULL && strncmp(url, r->h->base_url, blen) == 0 ? url + blen : "";
     double seconds = -1;
     curl_off_t us = 0;
     if (!r->stream && curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK)
         seconds = (double)us / 1e6;
-    r->h->count(path, error, seconds, r->h->count_arg);
+    r->h->count(r->path, error, seconds, r->h->count_arg);
 }
 
 /* Takes each finished transfer off the multi handle before its callback
@@ -330,6 +328,7 @@ static struct sr_http_req *start(struct sr_http *h, const char *path, bool strea
         free(r);
         return NULL;
     }
+    r->path = sr_strdup(path);
     size_t ulen = strlen(h->base_url) + strlen(path) + 1;
     char *url = sr_malloc(ulen);
     snprintf(url, ulen, "%s%s", h->base_url, path);
@@ -365,6 +364,7 @@ static struct sr_http_req *start(struct sr_http *h, const char *path, bool strea
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         unlink_req(r);
+        free(r->path);
         free(r);
         return NULL;
     }

@@ -45,7 +45,7 @@ typedef int (*sr_http_data_cb)(const char *data, size_t len, void *arg);
 struct sr_http *sr_http_new(struct event_base *base, const char *unix_path, const char *base_url);
 
 /* Called on the loop once per finished transfer (not for cancelled ones),
- * with its path ("/v1.41/info", or "" if unknown), error = transport
+ * with the path it was started with ("/v1.41/info"), error = transport
  * failure or HTTP status >= 400, and its duration in seconds (-1 for a
  * stream). For counters. */
 typedef void (*sr_http_count_cb)(const char *path, bool error, double seconds, void *arg);

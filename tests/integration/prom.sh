@@ -109,4 +109,22 @@ meta() { curl -sf "$PURL/api/v1/targets" | jq -e --arg a "$N:9100" --arg n "$N" 
 poll_until 10 meta; ok $? "prometheus sees the __meta_swarm_ labels"
 kill -TERM "$REG_PID"; wait "$REG_PID"; is $? 0 "registry exits 0"
 ! grep -E "ERROR|Sanitizer|runtime error" "$REG_LOG" >/dev/null; ok $? "no errors or sanitizer reports"
+
+# The same engine through tcp:// with an address libcurl rewrites (127.1 is
+# 127.0.0.1 in its effective URL): every call still gets its endpoint.
+FWD="$SR_TMP/forward.port"
+$PY "$SR_SRCDIR/tests/lib/unix_forward.py" /var/run/docker.sock >"$FWD" 2>/dev/null &
+SR_PIDS+=($!)
+poll_until 5 test -s "$FWD"; ok $? "a TCP forwarder to the engine's socket"
+start_registry prom-tcp DOCKER_BASE_URL="tcp://127.1:$(cat "$FWD")"
+ok $? "registry started with DOCKER_BASE_URL=tcp://127.1:PORT"
+tcp_synced() {
+    OUT=$($PY "$CLIENTS" prom-check --port "$REG_PORT")
+    [[ $(S 'swarm_registry_docker_up') == 1 && $(S 'swarm_registry_docker_api_requests_total{endpoint="services"}') != 0 ]]
+}
+poll_until 10 tcp_synced; ok $? "docker up through tcp://, services listed"
+is "$(S 'swarm_registry_docker_api_requests_total{endpoint="other"}')" 0 "every call has its endpoint"
+awk -v v="$(S 'swarm_registry_docker_api_requests_total{endpoint="info"}')" 'BEGIN{exit !(v+0 >= 1)}'
+ok $? "the info call is counted as such"
+kill -TERM "$REG_PID"; wait "$REG_PID"; is $? 0 "registry exits 0"
 done_testing

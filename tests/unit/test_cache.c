@@ -67,7 +67,9 @@ static void test_event_listener_removal(void)
     sr_cache_upsert(c, svc("l-1", "one", 1));
     ok(nlog == 3 && log[0] == 1 && log[1] == 2 && log[2] == 3,
        "each heard the commit, in registration order");
+    is_int(sr_cache_event_listener_count(c), 3, "three counted");
     ok(sr_cache_remove_event_listener(c, on_events, &b) == 0, "the middle one removed");
+    is_int(sr_cache_event_listener_count(c), 2, "two counted");
     is_int(sr_cache_remove_event_listener(c, on_events, &b), -1, "removing it again: -1");
     is_int(sr_cache_remove_event_listener(c, on_events, NULL), -1, "same cb, other arg: -1");
     nlog = 0;

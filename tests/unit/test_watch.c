@@ -237,7 +237,8 @@ static const char *prom_check(const char *body)
                 if (strcmp(name, cur) != 0)
                     return "TYPE not right after its HELP";
                 sscanf(line + 7 + strlen(name), " %15s", cur_type);
-                if (strcmp(cur_type, "counter") && strcmp(cur_type, "gauge"))
+                if (strcmp(cur_type, "counter") && strcmp(cur_type, "gauge") &&
+                    strcmp(cur_type, "histogram"))
                     return "unknown TYPE";
                 size_t l = strlen(name);
                 if (strcmp(cur_type, "counter") == 0 && (l < 6 || strcmp(name + l - 6, "_total")))
@@ -252,6 +253,21 @@ static const char *prom_check(const char *body)
             return "bad metric name";
         memcpy(name, line, k);
         name[k] = '\0';
+        if (strcmp(cur_type, "histogram") == 0) {
+            /* A histogram's samples are its name plus one of these. */
+            static const char *const sfx[] = {"_bucket", "_sum", "_count"};
+            bool suffixed = false;
+            for (size_t i = 0; i < 3 && !suffixed; i++) {
+                size_t l = strlen(name), m = strlen(sfx[i]);
+                if (l > m && strcmp(name + l - m, sfx[i]) == 0 &&
+                    strncmp(name, cur, l - m) == 0 && cur[l - m] == '\0') {
+                    name[l - m] = '\0';
+                    suffixed = true;
+                }
+            }
+            if (!suffixed)
+                return "a histogram sample without _bucket, _sum or _count";
+        }
         if (strcmp(name, cur) != 0 || cur_type[0] == '\0') {
             snprintf(why, sizeof(why), "sample %s outside its family (%s)", name, cur);
             return why;
@@ -341,6 +357,14 @@ static void test_prom_pieces(void)
     is_str(prom_check("# HELP x_total h\n# TYPE x_total counter\nx_total 1\nx_total{a=\"1\"} 2\n"),
            NULL, "checker: accepts a valid body");
     ok(prom_check("# HELP x h\n# TYPE x counter\nx 1\n") != NULL, "checker: counter without _total");
+    is_str(prom_check("# HELP h_seconds h\n# TYPE h_seconds histogram\n"
+                      "h_seconds_bucket{le=\"1\"} 1\nh_seconds_bucket{le=\"+Inf\"} 2\n"
+                      "h_seconds_sum 3\nh_seconds_count 2\n"),
+           NULL, "checker: a histogram");
+    ok(prom_check("# HELP h_seconds h\n# TYPE h_seconds histogram\nh_seconds 1\n") != NULL,
+       "checker: a histogram sample needs a suffix");
+    ok(prom_check("# HELP h h\n# TYPE h gauge\nh_count 1\n") != NULL,
+       "checker: suffixes only for histograms");
     ok(prom_check("# HELP x h\n# TYPE x gauge\ny 1\n") != NULL, "checker: sample outside its family");
     ok(prom_check("# HELP x h\n# TYPE x gauge\nx{a=\"\\q\"} 1\n") != NULL, "checker: bad escape");
 }

@@ -14,8 +14,9 @@
 # (user + system) per request in microseconds, the ratio, and the
 # registry's peak RSS (VmHWM).
 #
-# Each line runs ROUNDS times (default 3), alternating registry and h2o, and
-# reports the median of each.
+# Each line runs ROUNDS rounds (default 5) of DURATION seconds (default 3)
+# per server; a round runs both servers back to back. Printed: the median
+# req/s and CPU of each, the median of the rounds' ratios, and their range.
 #
 # With two CPUs or more, h2load runs on CPU 0 and both servers on the others
 # (taskset): h2load and the server each saturate a core at these rates, and
@@ -28,8 +29,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SRCDIR=$PWD
-DURATION=5
-ROUNDS=3
+DURATION=3
+ROUNDS=5
 THREADS=${API_THREADS:-1}
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -183,8 +184,8 @@ run() { # port pid path args...
 lowest() { awk -v w="${1:-999}" -v x="$2" 'BEGIN { print (x != "n/a" && x < w) ? x : w }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-printf '\n%-9s %-16s %14s %10s %14s %10s %6s\n' path line "registry req/s" "(CPU us)" \
-    "h2o req/s" "(CPU us)" ratio
+printf '\n%-9s %-16s %14s %10s %14s %10s %6s %11s\n' path line "registry req/s" "(CPU us)" \
+    "h2o req/s" "(CPU us)" ratio "(rounds)"
 lines=("h2 -c 16 -m 10 *|-c 16 -m 10" "h2 -c 10 -m 10|-c 10 -m 10" "h2 -c 100|-c 100 -m 1"
     "h1 --h1 -c 16 *|--h1 -c 16")
 worst="" worst_target=""
@@ -192,20 +193,28 @@ for path in /services /health; do
     for l in "${lines[@]}"; do
         name=${l%%|*}
         read -r -a args <<<"${l#*|}"
-        # Alternate the two servers, ROUNDS times, and keep the median of
-        # each: one run on a shared machine is too noisy to compare.
-        rs=() hs=() rc=() hc=()
-        for _ in $(seq 1 "$ROUNDS"); do
-            read -r x y < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
-            rs+=("$x") rc+=("$y")
-            read -r x y < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
-            hs+=("$x") hc+=("$y")
+        # ROUNDS rounds, each running both servers back to back (which one
+        # goes first alternates), so that both meet the same machine: the
+        # ratio is the median of the rounds' ratios, and the spread shows
+        # how much the machine moved. One run alone is too noisy to compare.
+        rs=() hs=() rc=() hc=() qs=()
+        for i in $(seq 1 "$ROUNDS"); do
+            if ((i % 2)); then
+                read -r x y < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
+                read -r u v < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
+            else
+                read -r u v < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
+                read -r x y < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
+            fi
+            rs+=("$x") rc+=("$y") hs+=("$u") hc+=("$v")
+            qs+=("$(awk -v r="$x" -v h="$u" 'BEGIN { printf "%.4f", (h > 0 ? r / h : 0) }')")
         done
-        r=$(median "${rs[@]}")
-        h=$(median "${hs[@]}")
-        ratio=$(awk -v r="$r" -v h="$h" 'BEGIN { printf (h > 0 ? "%.2f" : "n/a"), (h > 0 ? r / h : 0) }')
-        printf '%-9s %-16s %14.0f %10s %14.0f %10s %6s\n' "$path" "$name" "$r" "$(median "${rc[@]}")" \
-            "$h" "$(median "${hc[@]}")" "$ratio"
+        ratio=$(median "${qs[@]}")
+        ratio=$(awk -v q="$ratio" 'BEGIN { printf (q > 0 ? "%.2f" : "n/a"), q }')
+        spread=$(printf '%s\n' "${qs[@]}" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+            END { printf "%.2f-%.2f", lo, hi }')
+        printf '%-9s %-16s %14.0f %10s %14.0f %10s %6s %11s\n' "$path" "$name" "$(median "${rs[@]}")" \
+            "$(median "${rc[@]}")" "$(median "${hs[@]}")" "$(median "${hc[@]}")" "$ratio" "$spread"
         worst=$(lowest "$worst" "$ratio")
         [[ $name == *'*' ]] && worst_target=$(lowest "$worst_target" "$ratio")
     done

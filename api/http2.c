@@ -380,7 +380,7 @@ static void respond_error(struct stream *s, int status, const char *code, const 
     respond(s, &r);
 }
 
-static int flush(struct h2 *h2);
+static int flush(struct h2 *h2, bool idle_ok);
 
 /* ---- GET /events/stream (sse.c) ---------------------------------------------- */
 
@@ -410,7 +410,7 @@ static void kick_sse(void *owner)
     struct stream *s = owner;
     struct h2 *h2 = s->h2;
     nghttp2_session_resume_data(h2->session, s->id); /* an error: not deferred */
-    sr_api__conn_next(h2->conn, flush(h2));
+    sr_api__conn_next(h2->conn, flush(h2, false));
 }
 
 static const struct sr_api__sse_ops sse_ops = {.kick = kick_sse};
@@ -446,7 +446,7 @@ static void on_parked_done(void *owner, int status)
            s->path, r.status, s->id);
     respond(s, &r);
     /* A top-level callback (the mailbox event): safe to send and close. */
-    sr_api__conn_next(h2->conn, flush(h2));
+    sr_api__conn_next(h2->conn, flush(h2, false));
 }
 
 static void dispatch(struct stream *s)
@@ -776,22 +776,26 @@ static void set_timer(struct h2 *h2)
     sr_api__conn_timer(h2->conn, t);
 }
 
-/* Sends what nghttp2 has queued and decides what the connection does next. */
-static int flush(struct h2 *h2)
+/* Sends what nghttp2 has queued and decides what the connection does next.
+ * idle_ok: the caller expects nothing queued (the output just drained), so
+ * ask nghttp2 first rather than walk its empty queues. */
+static int flush(struct h2 *h2, bool idle_ok)
 {
     struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
     h2->out_before = evbuffer_get_length(out);
-    int rv = nghttp2_session_send(h2->session);
+    int rv = 0;
+    if (!idle_ok || nghttp2_session_want_write(h2->session))
+        rv = nghttp2_session_send(h2->session);
     if (evbuffer_get_length(h2->stage) > 0 && evbuffer_add_buffer(out, h2->stage) != 0)
         rv = NGHTTP2_ERR_NOMEM; /* cannot keep the frames in order: give up */
     if (rv != 0) {
         sr_log(SR_LOG_DEBUG, "api", "%s: h2 send: %s", h2->conn->peer, nghttp2_strerror(rv));
         return SR_API_CONN_CLOSE;
     }
+    /* want_write walks nghttp2's scheduler: only ask when it decides. */
     bool want_read = nghttp2_session_want_read(h2->session);
-    bool want_write = nghttp2_session_want_write(h2->session);
     size_t pending_out = evbuffer_get_length(out);
-    if ((!want_read && !want_write) || (h2->close_after_goaway && !want_write))
+    if ((!want_read || h2->close_after_goaway) && !nghttp2_session_want_write(h2->session))
         return pending_out ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     /* Backpressure: no new requests while the client is not reading. */
     sr_api__conn_read(h2->conn, pending_out < SR_API_OUTPUT_HIGH && want_read);
@@ -880,12 +884,12 @@ static int on_read(struct sr_api__conn *c)
         }
         evbuffer_drain(in, (size_t)n);
     }
-    return flush(h2);
+    return flush(h2, false);
 }
 
 static int on_write(struct sr_api__conn *c)
 {
-    return flush(c->impl);
+    return flush(c->impl, true);
 }
 
 static int on_eof(struct sr_api__conn *c)
@@ -902,7 +906,7 @@ static int on_shutdown(struct sr_api__conn *c)
         h2->notice_sent = true;
         nghttp2_submit_shutdown_notice(h2->session);
     }
-    return flush(h2);
+    return flush(h2, false);
 }
 
 static int on_timeout(struct sr_api__conn *c, enum sr_api__timer kind)
@@ -917,7 +921,7 @@ static int on_timeout(struct sr_api__conn *c, enum sr_api__timer kind)
                           nghttp2_session_get_last_proc_stream_id(h2->session), NGHTTP2_NO_ERROR,
                           (const uint8_t *)(head ? head_msg : idle_msg),
                           head ? sizeof(head_msg) - 1 : sizeof(idle_msg) - 1);
-    return flush(h2);
+    return flush(h2, false);
 }
 
 static void h2_delete(struct h2 *h2)

@@ -1,5 +1,7 @@
 #include "cmd/service-registry/config.h"
 
+#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +41,37 @@ static int get_str(sr_getenv_fn get, void *arg, const char *name, const char *de
     return 0;
 }
 
+/* HOST: an IPv4 or IPv6 address, or a host name (RFC 1123 labels). A name
+ * made only of digits and dots is a mistyped address, not a name. Whether
+ * a name resolves is seen when the API binds. */
+static bool host_ok(const char *h)
+{
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1)
+        return true;
+    size_t n = strlen(h);
+    if (n == 0 || n > 253)
+        return false;
+    bool alpha = false;
+    const char *label = h;
+    for (const char *p = h;; p++) {
+        if (*p == '.' || *p == '\0') {
+            size_t len = (size_t)(p - label);
+            if (len == 0 ? *p == '.' || p == h : len > 63 || label[0] == '-' || p[-1] == '-')
+                return false;
+            if (*p == '\0')
+                break;
+            label = p + 1;
+            continue;
+        }
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-')
+            alpha = true;
+        else if (*p < '0' || *p > '9')
+            return false;
+    }
+    return alpha;
+}
+
 int sr_config_check_role(const char *role, char *err, size_t errlen)
 {
     if (role == NULL || *role == '\0' || strcmp(role, "service-registry") == 0)
@@ -54,6 +87,11 @@ int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err
         return -1;
     if (get_str(get, arg, "HOST", "0.0.0.0", cfg->host, sizeof(cfg->host), err, errlen) != 0)
         return -1;
+    if (!host_ok(cfg->host)) {
+        snprintf(err, errlen,
+                 "invalid HOST=\"%s\": must be an IPv4 or IPv6 address or a host name", cfg->host);
+        return -1;
+    }
     if (get_uint(get, arg, "PORT", "5001", 1, 65535, &cfg->port, err, errlen) != 0)
         return -1;
     if (get_uint(get, arg, "REFRESH_INTERVAL_SEC", "30", 1, 86400, &cfg->refresh_interval_sec, err,

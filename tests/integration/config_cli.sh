@@ -11,6 +11,7 @@ bad_env() { # VAR VALUE
     is "$(printf '%s\n' "$err" | wc -l)" 1 "$1=$2 prints one line"
     [[ "$err" == *"$1"* ]]; ok $? "$1=$2 message names the variable: $err"
 }
+bad_env HOST 0.0.0.0:5001
 bad_env PORT abc
 bad_env PORT 70000
 bad_env REFRESH_INTERVAL_SEC 0

@@ -67,6 +67,21 @@ int main(void)
     is_int(cfg.refresh_interval_sec, 5, "REFRESH_INTERVAL_SEC parsed");
     is_int(cfg.log_level, SR_LOG_DEBUG, "LOG_LEVEL case-insensitive");
 
+    static const char *const hosts[] = {"127.0.0.1", "::", "::1", "fe80::1", "localhost",
+                                        "service-registry", "registry.example.org.", "a1"};
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        const char *env[] = {"HOST", hosts[i], NULL};
+        char title[128];
+        snprintf(title, sizeof(title), "HOST=%s is accepted", hosts[i]);
+        ok(load(env, &cfg, err) == 0 && strcmp(cfg.host, hosts[i]) == 0, title);
+    }
+    bad("HOST", "0.0.0.0:5001", "IPv4 or IPv6 address or a host name");
+    bad("HOST", "1.2.3.300", "IPv4 or IPv6 address or a host name");
+    bad("HOST", "http://registry", "IPv4 or IPv6 address or a host name");
+    bad("HOST", "-registry", "IPv4 or IPv6 address or a host name");
+    bad("HOST", "a..b", "IPv4 or IPv6 address or a host name");
+    bad("HOST", ".", "IPv4 or IPv6 address or a host name");
+    bad("HOST", "[::1]", "IPv4 or IPv6 address or a host name");
     bad("PORT", "abc", "1 to 65535");
     bad("PORT", "70000", "1 to 65535");
     bad("PORT", "0", "1 to 65535");

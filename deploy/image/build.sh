@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the registry image offline:  deploy/image/build.sh [IMAGE[:TAG]]
-# (default swarm-autoscaler-suite:latest, or $SUITE_IMAGE:$SUITE_TAG).
+# (default clifford666/swarm-autoscaler-suite:latest, the spec's name, or $SUITE_IMAGE:$SUITE_TAG).
 # Stages a root filesystem with the release binary and the shared libraries
 # ldd reports, then `docker build` of a FROM scratch Dockerfile.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-image=${1:-${SUITE_IMAGE:-swarm-autoscaler-suite}:${SUITE_TAG:-latest}}
+image=${1:-${SUITE_IMAGE:-clifford666/swarm-autoscaler-suite}:${SUITE_TAG:-latest}}
 
 [[ -d build-release ]] || meson setup build-release --buildtype=release >/dev/null
 ninja -C build-release >/dev/null

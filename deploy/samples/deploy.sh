@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploys the registry plus sample services for one scenario:
 #   deploy/samples/deploy.sh cpu|memory [IMAGE] [TAG]
-# IMAGE/TAG default to $SUITE_IMAGE/$SUITE_TAG, then swarm-autoscaler-suite:latest.
+# IMAGE/TAG default to $SUITE_IMAGE/$SUITE_TAG, then clifford666/swarm-autoscaler-suite:latest (the spec's image).
 # WITH_RABBITMQ=1 adds a RabbitMQ service (its image must be on the node).
 # The stack is named autoscaler-<scenario> (or $STACK_NAME); down.sh removes
 # exactly it. STACK_FILE replaces deploy/stack.yml (tests use a host-network
@@ -14,7 +14,7 @@ case "$scenario" in
     cpu|memory) ;;
     *) echo "usage: $0 cpu|memory [IMAGE] [TAG]" >&2; exit 2 ;;
 esac
-export SUITE_IMAGE=${2:-${SUITE_IMAGE:-swarm-autoscaler-suite}}
+export SUITE_IMAGE=${2:-${SUITE_IMAGE:-clifford666/swarm-autoscaler-suite}}
 export SUITE_TAG=${3:-${SUITE_TAG:-latest}}
 
 "$top/deploy/local/swarm-up.sh" # a swarm and the offline sample image

@@ -210,6 +210,38 @@ static int api_minor(const char *v)
     return (int)minor;
 }
 
+
+/* A service left out because its autoscaler.enabled is neither true nor
+ * false ("yes", "1"): say so once per service and value, as the labels'
+ * other mistakes are said in config_errors. Records it in bad[]. */
+static void bad_enabled(struct sr_docker *d, const json_t *doc, char **bad, size_t *nbad)
+{
+    const json_t *errs = json_object_get(doc, "config_errors");
+    size_t i;
+    const json_t *e;
+    json_array_foreach(errs, i, e) {
+        const char *label = json_string_value(json_object_get(e, "label"));
+        if (label == NULL || strcmp(label, "autoscaler.enabled") != 0)
+            continue;
+        const char *id = json_string_value(json_object_get(doc, "id"));
+        const char *name = json_string_value(json_object_get(doc, "name"));
+        char *value = json_dumps(json_object_get(e, "value"), JSON_ENCODE_ANY);
+        size_t len = strlen(id ? id : "") + strlen(value ? value : "") + 2;
+        char *key = sr_malloc(len);
+        snprintf(key, len, "%s\n%s", id ? id : "", value ? value : "");
+        bool known = false;
+        for (size_t k = 0; k < d->nbad_enabled && !known; k++)
+            known = strcmp(d->bad_enabled[k], key) == 0;
+        if (!known)
+            sr_log(SR_LOG_WARNING, LOGGER,
+                   "service %s: autoscaler.enabled=%s is neither true nor false: not registered",
+                   name ? name : "?", value ? value : "?");
+        bad[(*nbad)++] = key;
+        free(value);
+        return;
+    }
+}
+
 static void on_list(const struct sr_http_result *res, void *arg)
 {
     struct sr_docker *d = arg;
@@ -226,6 +258,8 @@ static void on_list(const struct sr_http_result *res, void *arg)
     }
     size_t n = json_array_size(arr), kept = 0, skipped = 0;
     struct sr_svc **svcs = sr_calloc(n ? n : 1, sizeof(*svcs));
+    char **bad = sr_calloc(n ? n : 1, sizeof(*bad));
+    size_t nbad = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *doc = sr_docker_map_service(json_array_get(arr, i));
         /* The list filter only asks for the label to be present; labels.h
@@ -233,6 +267,8 @@ static void on_list(const struct sr_http_result *res, void *arg)
         if (doc == NULL ||
             !json_is_true(json_object_get(json_object_get(doc, "autoscaler"), "enabled"))) {
             skipped += doc == NULL;
+            if (doc != NULL)
+                bad_enabled(d, doc, bad, &nbad);
             json_decref(doc);
             continue;
         }
@@ -241,6 +277,11 @@ static void on_list(const struct sr_http_result *res, void *arg)
             svcs[kept++] = svc;
     }
     json_decref(arr);
+    for (size_t i = 0; i < d->nbad_enabled; i++)
+        free(d->bad_enabled[i]);
+    free(d->bad_enabled);
+    d->bad_enabled = bad; /* what this refresh saw: a fixed service is forgotten */
+    d->nbad_enabled = nbad;
     if (skipped > 0)
         sr_log(SR_LOG_WARNING, LOGGER,
                "GET /services: skipped %zu element(s) without ID or Spec.Name", skipped);
@@ -646,6 +687,9 @@ void sr_docker_free(struct sr_docker *d)
     d->mqueue = NULL;
     sr_docker__collect_answer(mq, -1);
     free_events(d);
+    for (size_t i = 0; i < d->nbad_enabled; i++)
+        free(d->bad_enabled[i]);
+    free(d->bad_enabled);
     if (d->base != NULL)
         event_base_free(d->base);
     sr_linesplit_free(&d->split);

@@ -140,6 +140,10 @@ struct sr_docker {
     uint64_t bad_lines;
     uint64_t dropped_seen; /* split.dropped already logged */
     struct sr_docker__refresh *refreshes;
+    /* "id\nvalue" of the services whose autoscaler.enabled was neither true
+     * nor false at the last full refresh: warned about once per value. */
+    char **bad_enabled;
+    size_t nbad_enabled;
     size_t nrefreshes, nflight;
 
     /* metrics (collect.c) */

@@ -22,6 +22,9 @@ create_service minmax --label autoscaler.enabled=true --label autoscaler.min=5 \
     --label autoscaler.max=2 --mode global local/busybox:1 sleep 1000000
 ok $? "created global service ${P}minmax with min > max"
 
+create_service yes --label autoscaler.enabled=yes --replicas 0 local/busybox:1 sleep 1000000
+ok $? "created service ${P}yes with autoscaler.enabled=yes"
+
 start_registry discovery REFRESH_INTERVAL_SEC=1
 ok $? "registry started on port $REG_PORT"
 URL="http://127.0.0.1:$REG_PORT"
@@ -31,6 +34,17 @@ listed() {
         '[.services[].name | select(startswith($p))] | length == 3'
 }
 poll_until 15 listed; ok $? "the three labelled services are listed"
+
+# autoscaler.enabled=yes: left out, and said once (not at every refresh).
+warned() { grep -c "service ${P}yes: autoscaler.enabled=\"yes\" is neither true nor false" "$REG_LOG"; }
+warned_once() { [[ $(warned) -ge 1 ]]; }
+poll_until 5 warned_once; ok $? "a WARNING names ${P}yes and its autoscaler.enabled value"
+resyncs() { curl -sf "$URL/metrics" | awk '$1 == "swarm_registry_resyncs_total" {print $2}'; }
+r0=$(resyncs)
+two_more() { [[ $(resyncs) -ge $((r0 + 2)) ]]; }
+poll_until 10 two_more; ok $? "two more full refreshes ran"
+is "$(warned)" 1 "... and the warning was not repeated"
+grep "${P}yes" "$REG_LOG" | grep -q WARNING; ok $? "logged at WARNING"
 
 for proto in http1.1 http2-prior-knowledge; do
     c=(--"$proto")

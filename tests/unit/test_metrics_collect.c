@@ -35,6 +35,7 @@ static int listen_fd = -1;
 static atomic_int down;       /* close every connection, refuse new ones */
 static atomic_int hang;       /* c-hang's stats never answers */
 static atomic_int tasks_reqs; /* GET /tasks seen */
+static atomic_int hold_tasks; /* GET /tasks waits (up to 5 s) while set */
 static atomic_int stats_now, stats_max;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *req_log; /* every request target, one a line */
@@ -264,6 +265,8 @@ static void *conn_main(void *arg)
             break;
         } else if (strncmp(path, "/tasks?", 7) == 0) {
             atomic_fetch_add(&tasks_reqs, 1);
+            for (int i = 0; i < 1000 && atomic_load(&hold_tasks); i++)
+                sleep_ms(5);
             char *b = tasks_body();
             rc = respond(fd, 200, b);
             free(b);
@@ -537,8 +540,18 @@ int main(void)
     done_init(&a);
     done_init(&b);
     int t0 = atomic_load(&tasks_reqs);
+    /* The engine holds the task list, so the second request surely comes
+     * before it: the adapter takes its queue within microseconds, the hold
+     * leaves it 100 ms (under ASan on a loaded machine, the unheld list
+     * sometimes came back first). */
+    atomic_store(&hold_tasks, 1);
     sr_docker_collect_metrics(d, "s1", on_done, &a);
     sr_docker_collect_metrics(d, "s1", on_done, &b);
+    double until = mono() + 5;
+    while (atomic_load(&tasks_reqs) == t0 && mono() < until)
+        sleep_ms(5);
+    sleep_ms(100);
+    atomic_store(&hold_tasks, 0);
     ok(wait_done(&a, 10) == 1 && wait_done(&b, 10) == 1 && a.status == 0 && b.status == 0,
        "two requests together: both cb(0)");
     is_int(atomic_load(&tasks_reqs) - t0, 1, "two requests together: one task list");

@@ -50,6 +50,16 @@ static bool host_ok(const char *h)
     if (inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1)
         return true;
     size_t n = strlen(h);
+    /* A link-local IPv6 address with its zone: fe80::1%eth0. */
+    const char *pct = strchr(h, '%');
+    if (pct != NULL && pct[1] != '\0' && (size_t)(pct - h) < 64 &&
+        strspn(pct + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+            strlen(pct + 1)) {
+        char addr[64];
+        memcpy(addr, h, (size_t)(pct - h));
+        addr[pct - h] = '\0';
+        return inet_pton(AF_INET6, addr, buf) == 1;
+    }
     if (n == 0 || n > 253)
         return false;
     bool alpha = false;

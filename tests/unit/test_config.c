@@ -68,7 +68,8 @@ int main(void)
     is_int(cfg.log_level, SR_LOG_DEBUG, "LOG_LEVEL case-insensitive");
 
     static const char *const hosts[] = {"127.0.0.1", "::", "::1", "fe80::1", "localhost",
-                                        "service-registry", "registry.example.org.", "a1"};
+                                        "service-registry", "registry.example.org.", "a1",
+                                        "fe80::1%lo"};
     for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
         const char *env[] = {"HOST", hosts[i], NULL};
         char title[128];
@@ -82,6 +83,8 @@ int main(void)
     bad("HOST", "a..b", "IPv4 or IPv6 address or a host name");
     bad("HOST", ".", "IPv4 or IPv6 address or a host name");
     bad("HOST", "[::1]", "IPv4 or IPv6 address or a host name");
+    bad("HOST", "10.0.0.1%lo", "IPv4 or IPv6 address or a host name");
+    bad("HOST", "fe80::1%", "IPv4 or IPv6 address or a host name");
     bad("PORT", "abc", "1 to 65535");
     bad("PORT", "70000", "1 to 65535");
     bad("PORT", "0", "1 to 65535");

@@ -530,7 +530,6 @@ struct sr_api {
     atomic_uint nconns;    /* open connections, all workers */
     atomic_uint nrefusing; /* refused connections still being answered */
     struct sr_api__stats *stats;  /* watch.c: counters, shared by the workers */
-    bool watching;                /* watch.c: on_events is a cache listener */
     unsigned sse_heartbeat_sec;   /* resolved SSE options */
     size_t sse_buffer_bytes;
     char where[80];        /* "127.0.0.1:5001", for messages */

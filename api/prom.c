@@ -199,23 +199,25 @@ static void requests(struct sr_buf *b, const struct sr_api__stats *st)
 /* Docker API calls by endpoint: every endpoint from the start (a series
  * that appears late hides its first increase from rate()), and durations
  * for all but the event stream, whose length is not a latency. */
+static void per_endpoint(struct sr_buf *b, const char *name, const char *help,
+                         const uint64_t v[SR_CALL_COUNT])
+{
+    family(b, name, "counter", help);
+    for (int k = 0; k < SR_CALL_COUNT; k++) {
+        const char *labels[] = {"endpoint", sr_source_call_name(k), NULL};
+        sample(b, name, labels, (double)v[k]);
+    }
+}
+
 static void docker_calls(struct sr_buf *b, const struct sr_source_calls *c)
 {
-    static const char req[] = "swarm_registry_docker_api_requests_total";
-    static const char err[] = "swarm_registry_docker_api_errors_total";
     static const char dur[] = "swarm_registry_docker_api_request_duration_seconds";
-    family(b, req, "counter", "Docker Engine API calls made (finished transfers), by endpoint.");
-    for (int k = 0; k < SR_CALL_COUNT; k++) {
-        const char *labels[] = {"endpoint", sr_source_call_name(k), NULL};
-        sample(b, req, labels, (double)c->calls[k]);
-    }
-    family(b, err, "counter",
-           "Docker Engine API calls that failed (transport error or HTTP status >= 400), "
-           "by endpoint.");
-    for (int k = 0; k < SR_CALL_COUNT; k++) {
-        const char *labels[] = {"endpoint", sr_source_call_name(k), NULL};
-        sample(b, err, labels, (double)c->errors[k]);
-    }
+    per_endpoint(b, "swarm_registry_docker_api_requests_total",
+                 "Docker Engine API calls made (finished transfers), by endpoint.", c->calls);
+    per_endpoint(b, "swarm_registry_docker_api_errors_total",
+                 "Docker Engine API calls that failed (transport error or HTTP status >= 400), "
+                 "by endpoint.",
+                 c->errors);
     family(b, dur, "histogram",
            "How long finished Docker Engine API calls took, by endpoint (not the event stream).");
     char name[sizeof(dur) + 16];

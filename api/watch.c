@@ -341,16 +341,13 @@ int sr_api__watch_init(struct sr_api *api, const struct sr_api_opts *opts, char 
         snprintf(err, errlen, "cannot watch the cache: too many listeners");
         return -1;
     }
-    api->watching = true;
     return 0;
 }
 
 void sr_api__watch_detach(struct sr_api *api)
 {
-    if (!api->watching)
-        return;
+    /* Not registered (sr_api_new failed before it): the cache says -1. */
     sr_cache_remove_event_listener(api->router.cache, on_events, api);
-    api->watching = false;
 }
 
 void sr_api__watch_free(struct sr_api *api)

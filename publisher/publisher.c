@@ -208,7 +208,6 @@ struct sr_publisher *sr_publisher_new(const struct sr_publisher_opts *opts, stru
         snprintf(err, errlen, "publisher: the cache's listener table is full");
         goto fail;
     }
-    p->listening = true;
     return p;
 
 fail:
@@ -294,9 +293,9 @@ void sr_publisher_free(struct sr_publisher *p)
 {
     if (p == NULL)
         return;
-    /* First: once this returns, the cache's writers no longer reach us. */
-    if (p->listening)
-        sr_cache_remove_event_listener(p->cache, on_events, p);
+    /* First: once this returns, the cache's writers no longer reach us
+     * (-1 when disabled or never registered: nothing to remove). */
+    sr_cache_remove_event_listener(p->cache, on_events, p);
     sr_publisher_stop(p, 0);
     struct sr_pub_msg *m = p->in_head;
     while (m != NULL) {

@@ -170,7 +170,6 @@ struct sr_publisher {
     sr_publisher_health_fn health;
     void *health_arg;
     struct sr_cache *cache;
-    bool listening; /* on_events is registered on cache */
     char boot_id[17];
     int wake_fd; /* producers -> thread: the inbox has messages */
     int stop_fd; /* main -> thread: stop (stays readable once written) */

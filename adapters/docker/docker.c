@@ -210,11 +210,18 @@ static int api_minor(const char *v)
     return (int)minor;
 }
 
+/* The record of bad autoscaler.enabled values (struct sr_docker). */
+static void free_bad_enabled(struct sr_docker *d)
+{
+    for (size_t i = 0; i < d->nbad_enabled; i++)
+        free(d->bad_enabled[i]);
+    free(d->bad_enabled);
+}
 
 /* A service left out because its autoscaler.enabled is neither true nor
  * false ("yes", "1"): say so once per service and value, as the labels'
  * other mistakes are said in config_errors. Records it in bad[]. */
-static void bad_enabled(struct sr_docker *d, const json_t *doc, char **bad, size_t *nbad)
+static void warn_bad_enabled(struct sr_docker *d, const json_t *doc, char **bad, size_t *nbad)
 {
     const json_t *errs = json_object_get(doc, "config_errors");
     size_t i;
@@ -268,7 +275,7 @@ static void on_list(const struct sr_http_result *res, void *arg)
             !json_is_true(json_object_get(json_object_get(doc, "autoscaler"), "enabled"))) {
             skipped += doc == NULL;
             if (doc != NULL)
-                bad_enabled(d, doc, bad, &nbad);
+                warn_bad_enabled(d, doc, bad, &nbad);
             json_decref(doc);
             continue;
         }
@@ -277,9 +284,7 @@ static void on_list(const struct sr_http_result *res, void *arg)
             svcs[kept++] = svc;
     }
     json_decref(arr);
-    for (size_t i = 0; i < d->nbad_enabled; i++)
-        free(d->bad_enabled[i]);
-    free(d->bad_enabled);
+    free_bad_enabled(d);
     d->bad_enabled = bad; /* what this refresh saw: a fixed service is forgotten */
     d->nbad_enabled = nbad;
     if (skipped > 0)
@@ -687,9 +692,7 @@ void sr_docker_free(struct sr_docker *d)
     d->mqueue = NULL;
     sr_docker__collect_answer(mq, -1);
     free_events(d);
-    for (size_t i = 0; i < d->nbad_enabled; i++)
-        free(d->bad_enabled[i]);
-    free(d->bad_enabled);
+    free_bad_enabled(d);
     if (d->base != NULL)
         event_base_free(d->base);
     sr_linesplit_free(&d->split);

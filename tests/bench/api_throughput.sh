@@ -10,9 +10,10 @@
 #   h2  -c 100          100 connections, 1 stream each
 #   h1  --h1 -c 16      HTTP/1.1 keep-alive (*)
 # for /services and /health. (*) marks the issue's lines, whose target is
-# 1.0x h2o's req/s; the other two show how the ratio moves with the load. Prints req/s of both, each server's CPU time
-# (user + system) per request in microseconds, the ratio, and the
-# registry's peak RSS (VmHWM).
+# 1.0x h2o's req/s; the other two show how the ratio moves with the load.
+# Prints req/s of both, each server's CPU time (user + system) per request
+# in microseconds, the ratio, how busy h2load kept its core against each
+# (registry/h2o, in %), and the registry's peak RSS (VmHWM).
 #
 # Each line runs ROUNDS rounds (default 5) of DURATION seconds (default 3)
 # per server; a round runs both servers back to back. Printed: the median
@@ -151,12 +152,21 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 # h2load prints "finished in X, N req/s, ..."; also count non-2xx. Prints
-# "req/s cpu-us-per-request": the server's CPU is sampled after the warm-up
-# and when h2load is done.
+# "req/s cpu-us-per-request client-busy-%": the server's CPU is sampled
+# after the warm-up and when h2load is done; the client's is h2load's whole
+# CPU time (a subshell's children's time once waited for) over its wall
+# time. A client near 100% means the line measures the client's cost per
+# response more than the server's.
 run() { # port pid path args...
     local port=$1 pid=$2 path=$3; shift 3
-    on_cpus "$CLIENT_CPUS" h2load -D "$DURATION" --warm-up-time=1 "$@" \
-        "http://127.0.0.1:$port$path" >"$TMP/h2load.out" 2>&1 &
+    (
+        [[ -n $CLIENT_CPUS ]] && taskset -cp "$CLIENT_CPUS" "$BASHPID" >/dev/null
+        s=$(date +%s%N)
+        h2load -D "$DURATION" --warm-up-time=1 "$@" "http://127.0.0.1:$port$path" >"$TMP/h2load.out" 2>&1
+        e=$(date +%s%N)
+        awk -v hz="$HZ" -v ns=$((e - s)) '{ printf "%.0f\n", ($16 + $17) / hz * 1e11 / ns }' \
+            "/proc/$BASHPID/stat" >"$TMP/client.busy"
+    ) &
     local hp=$!
     sleep 1
     local t0 t1
@@ -174,18 +184,18 @@ run() { # port pid path args...
     if [[ -z $rps ]] || [[ ${bad:-1} != 0 ]] || [[ ${errored:-1} != 0 ]]; then
         echo "h2load failed against :$port$path ($*):" >&2
         echo "$out" | tail -8 >&2
-        echo "0 0"
+        echo "0 0 0"
         return
     fi
-    awk -v r="$rps" -v t="$((t1 - t0))" -v hz="$HZ" -v d="$DURATION" \
-        'BEGIN { printf "%s %.2f\n", r, (r > 0 ? t / hz * 1e6 / (r * d) : 0) }'
+    awk -v r="$rps" -v t="$((t1 - t0))" -v hz="$HZ" -v d="$DURATION" -v b="$(cat "$TMP/client.busy")" \
+        'BEGIN { printf "%s %.2f %s\n", r, (r > 0 ? t / hz * 1e6 / (r * d) : 0), b }'
 }
 
 lowest() { awk -v w="${1:-999}" -v x="$2" 'BEGIN { print (x != "n/a" && x < w) ? x : w }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-printf '\n%-9s %-16s %14s %10s %14s %10s %6s %11s\n' path line "registry req/s" "(CPU us)" \
-    "h2o req/s" "(CPU us)" ratio "(rounds)"
+printf '\n%-9s %-16s %14s %10s %14s %10s %6s %11s %9s\n' path line "registry req/s" "(CPU us)" \
+    "h2o req/s" "(CPU us)" ratio "(rounds)" "h2load %"
 lines=("h2 -c 16 -m 10 *|-c 16 -m 10" "h2 -c 10 -m 10|-c 10 -m 10" "h2 -c 100|-c 100 -m 1"
     "h1 --h1 -c 16 *|--h1 -c 16")
 worst="" worst_target=""
@@ -197,24 +207,25 @@ for path in /services /health; do
         # goes first alternates), so that both meet the same machine: the
         # ratio is the median of the rounds' ratios, and the spread shows
         # how much the machine moved. One run alone is too noisy to compare.
-        rs=() hs=() rc=() hc=() qs=()
+        rs=() hs=() rc=() hc=() qs=() rb=() hb=()
         for i in $(seq 1 "$ROUNDS"); do
             if ((i % 2)); then
-                read -r x y < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
-                read -r u v < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
+                read -r x y cx < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
+                read -r u v cu < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
             else
-                read -r u v < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
-                read -r x y < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
+                read -r u v cu < <(run "$H2O_PORT" "$H2O_PID" "$path" "${args[@]}")
+                read -r x y cx < <(run "$REG_PORT" "$REG_PID" "$path" "${args[@]}")
             fi
-            rs+=("$x") rc+=("$y") hs+=("$u") hc+=("$v")
+            rs+=("$x") rc+=("$y") hs+=("$u") hc+=("$v") rb+=("$cx") hb+=("$cu")
             qs+=("$(awk -v r="$x" -v h="$u" 'BEGIN { printf "%.4f", (h > 0 ? r / h : 0) }')")
         done
         ratio=$(median "${qs[@]}")
         ratio=$(awk -v q="$ratio" 'BEGIN { printf (q > 0 ? "%.2f" : "n/a"), q }')
         spread=$(printf '%s\n' "${qs[@]}" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
             END { printf "%.2f-%.2f", lo, hi }')
-        printf '%-9s %-16s %14.0f %10s %14.0f %10s %6s %11s\n' "$path" "$name" "$(median "${rs[@]}")" \
-            "$(median "${rc[@]}")" "$(median "${hs[@]}")" "$(median "${hc[@]}")" "$ratio" "$spread"
+        printf '%-9s %-16s %14.0f %10s %14.0f %10s %6s %11s %9s\n' "$path" "$name" "$(median "${rs[@]}")" \
+            "$(median "${rc[@]}")" "$(median "${hs[@]}")" "$(median "${hc[@]}")" "$ratio" "$spread" \
+            "$(median "${rb[@]}")/$(median "${hb[@]}")"
         worst=$(lowest "$worst" "$ratio")
         [[ $name == *'*' ]] && worst_target=$(lowest "$worst_target" "$ratio")
     done

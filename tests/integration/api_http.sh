@@ -97,7 +97,22 @@ for proto in http1.1 http2-prior-knowledge http2; do
     req "${p[@]}" "$URL/health"
     jq -e '(.publisher | type) == "object" and (.publisher.status | type) == "string"' <<<"$BODY" >/dev/null
     ok $? "[$proto] /health carries the publisher's status"
+
+    # A name that is not UTF-8 once decoded used to abort the process.
+    for bad in /services/%ff /services/%C3/metrics; do
+        req "${p[@]}" "$URL$bad"
+        is "$HTTP_STATUS/$(jq -r .error <<<"$BODY")" 404/service_not_found "[$proto] GET $bad: 404 JSON"
+    done
 done
+# The same with raw bytes in the request line (curl would encode them).
+raw=$(printf 'GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    timeout 5 /usr/bin/python3 -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(sys.stdin.buffer.read())
+d = b""
+while (c := s.recv(65536)): d += c
+sys.stdout.write(d.split(b"\r\n", 1)[0].decode())' "$REG_PORT")
+is "$raw" "HTTP/1.1 404 Not Found" "raw bytes that are not UTF-8 in the path: 404"
+answers "$REG_PORT"; ok $? "... and the registry still answers"
 
 # Upgrade: h2c really happens (curl --http2 on http://), and is ignored with a body.
 v=$(curl -s -o "$SR_TMP/up" -w '%{http_version}' --http2 "$URL/services?stack=$stack")

@@ -271,6 +271,46 @@ static void test_not_found_and_methods(const struct sr_api__router *rt)
     is_int(r.status, 400, "target '*': 400");
     json_decref(j);
     sr_api__response_clear(&r);
+
+    /* Bytes that are not UTF-8 in the path, raw or percent-encoded, or a
+     * character cut by the message's 64-byte limit: a 404 with U+FFFD in
+     * the message (jansson refused them, and the process aborted). */
+    char cut[80];
+    snprintf(cut, sizeof(cut), "/%.62s\xc3\xa9", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    const char *bad[] = {"/\xff", "/services/%ff", "/services/%C3", "/services/%ff/metrics", cut};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char name[160];
+        j = call(rt, "GET", bad[i], &r);
+        snprintf(name, sizeof(name), "GET path #%zu with bytes that are not UTF-8: 404", i);
+        is_int(r.status, 404, name);
+        snprintf(name, sizeof(name), "GET path #%zu: JSON message with U+FFFD", i);
+        ok(jstr(j, "message") && strstr(jstr(j, "message"), "\xef\xbf\xbd"), name);
+        json_decref(j);
+        sr_api__response_clear(&r);
+    }
+}
+
+static void test_json_text(void)
+{
+    struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+        {"a\xc3", "a\xef\xbf\xbd"},                                     /* cut short */
+        {"\xff\xfe", "\xef\xbf\xbd\xef\xbf\xbd"},                         /* never UTF-8 */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},                         /* overlong '/' */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},         /* a surrogate */
+        {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
+        {"x\xe2\x82y", "x\xef\xbf\xbd\xef\xbf\xbdy"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[64];
+        json_t *j = sr_api__json_text(cases[i].in);
+        snprintf(name, sizeof(name), "json_text case %zu", i);
+        is_str(json_string_value(j), cases[i].out, name);
+        json_decref(j);
+    }
 }
 
 static void test_stats(const struct sr_api__router *rt)
@@ -1046,6 +1086,7 @@ int main(void)
     test_health_cache(cache, &rt);
     test_refresh_and_clear(cache, &rt);
     test_decode();
+    test_json_text();
     test_filters(cache, &rt);
 
     sr_cache_free(cache);

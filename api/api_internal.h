@@ -379,6 +379,7 @@ struct sr_api__conn {
     double armed_at; /* when the armed timer event fires, or 0 */
     bool draining;  /* FLUSH_CLOSE: output, then linger */
     bool lingering; /* write side shut, discarding input */
+    double linger_end; /* lingering: closed by then whatever the peer sends */
     bool peer_eof;  /* the peer will send nothing more */
     bool refused;   /* over max_connections: answer 503/GOAWAY and close */
     char peer[64];

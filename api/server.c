@@ -36,9 +36,10 @@
  *   (sr_api__conn_next) and the top-level callback here does it, so nothing
  *   up the stack (nghttp2, the parser loop) is left with a freed object.
  * - Closing after a response is a lingering close: flush, shut the write
- *   side, discard input until EOF or 2 s. Closing with unread input would
- *   make the kernel send RST, which can destroy the response in flight
- *   (e.g. a 413 sent while the body is still arriving).
+ *   side, discard input until EOF, 2 s without any, or 5 s in all (a
+ *   client that keeps sending must not keep its slot). Closing with unread
+ *   input would make the kernel send RST, which can destroy the response in
+ *   flight (e.g. a 413 sent while the body is still arriving).
  * - Stop: each worker closes (worker 0: the listener), tells each protocol
  *   (HTTP/2: GOAWAY; HTTP/1.1: Connection: close after the current
  *   response; idle: closed at once), waits until its last connection is
@@ -71,7 +72,8 @@ static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define PREFACE_LEN (sizeof(preface) - 1)
 #define REFUSING_MAX 64
 
-static const struct timeval linger_timeout = {2, 0};
+static const struct timeval linger_timeout = {2, 0}; /* without input */
+#define LINGER_MAX_SEC 5.0                                 /* in all */
 
 /* ---- connections ---------------------------------------------------------- */
 
@@ -109,6 +111,7 @@ static void linger(struct sr_api__conn *c)
         return;
     }
     c->lingering = true;
+    c->linger_end = sr_mono_coarse() + LINGER_MAX_SEC;
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     bufferevent_set_timeouts(c->bev, NULL, NULL);
     /* Input is discarded now, until EOF or linger_timeout without any. */
@@ -322,6 +325,9 @@ static void on_conn_read(evutil_socket_t fd, short what, void *arg)
     evbuffer_commit_space(in, &v, 1);
     if (c->draining) {
         evbuffer_drain(in, (size_t)-1);
+        /* Each read restarts linger_timeout: the overall bound is ours. */
+        if (c->lingering && sr_mono_coarse() >= c->linger_end)
+            conn_free(c);
         return;
     }
     if (c->proto == NULL && detect(c) <= 0)

@@ -213,6 +213,38 @@ def slowloris(port):
                       "normal_served": served, "bytes_sent": i}))
 
 
+def lingerer(port):
+    """Gets a 400 (the server closes after it), then keeps sending a byte
+    every 0.3 s: the lingering close must still end. Reports when the
+    server had closed for good (a send or recv failed: RST)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"BAD\x01 / HTTP/1.1\r\nHost: t\r\n\r\n")
+    s.settimeout(0.3)
+    got, t0, closed_at = b"", None, None
+    while t0 is None or time.monotonic() - t0 < 20:
+        try:
+            d = s.recv(65536)
+            got += d
+            if not d and t0 is None:
+                t0 = time.monotonic()  # the response is complete: write side shut
+        except socket.timeout:
+            pass
+        except OSError:
+            closed_at = time.monotonic()
+            break
+        if t0 is None:
+            continue
+        try:
+            s.send(b"x")
+        except OSError:
+            closed_at = time.monotonic()
+            break
+        time.sleep(0.3)
+    s.close()
+    print(json.dumps({"status": got[9:12].decode() if got else None,
+                      "closed_after": None if closed_at is None else round(closed_at - t0, 2)}))
+
+
 def nonreading(port, pid, proto):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -345,6 +377,8 @@ if __name__ == "__main__":
         concurrent(port, int(sys.argv[3]))
     elif mode == "slowloris":
         slowloris(port)
+    elif mode == "lingerer":
+        lingerer(port)
     elif mode == "nonreading":
         nonreading(port, int(sys.argv[3]), sys.argv[4])
     elif mode == "shutdown":

@@ -30,6 +30,12 @@ is "$(jq -r .status <<<"$out")" 408 "slowloris: told 408 Request Timeout"
 jq -e '.normal_served >= 5' <<<"$out" >/dev/null
 ok $? "slowloris: a normal client is served all along"
 
+out=$(/usr/bin/python3 "$CLIENTS" lingerer "$REG_PORT")
+diag "$out"
+is "$(jq -r .status <<<"$out")" 400 "a bad request: 400, then the server closes"
+jq -e '.closed_after != null and .closed_after < 8' <<<"$out" >/dev/null
+ok $? "a client that keeps sending after it: closed within the 5 s lingering bound"
+
 big=$(head -c 9000 /dev/zero | tr '\0' a)
 req --http1.1 -H "X-Big: $big" "$URL/health"
 is "$HTTP_STATUS" 431 "HTTP/1.1 header section over API_MAX_HEADER_BYTES: 431"

@@ -94,6 +94,7 @@ struct h2 {
      * runs the bufferevent's callbacks. */
     struct evbuffer *stage;
     size_t out_before; /* the output's length when the send began */
+    uint64_t data_sent, data_mark; /* DATA payload bytes sent; at set_timer */
     struct sr_api__hpack hpack; /* our response header blocks (see on_send) */
     struct stream *streams;
     size_t nstreams;
@@ -298,6 +299,7 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     if (off < end && evbuffer_add(out, b->r.tail + (off - b->r.len), end - off) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     s->wire_off = end;
+    h2->data_sent += length;
     return 0;
 }
 
@@ -763,11 +765,30 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- connection -------------------------------------------------------------- */
 
+/* A response still short of its end (an event stream waits for events,
+ * and has its own bounds). */
+static bool response_unfinished(const struct h2 *h2)
+{
+    for (const struct stream *s = h2->streams; s != NULL; s = s->next)
+        if (s->responded && s->sse == NULL && s->body != NULL && !s->head &&
+            s->body->r.status != 304 && s->wire_off < sr_api__response_length(&s->body->r))
+            return true;
+    return false;
+}
+
 static void set_timer(struct h2 *h2)
 {
     enum sr_api__timer t;
+    bool moved = h2->data_sent != h2->data_mark;
+    h2->data_mark = h2->data_sent;
     if (h2->nincomplete > 0 || !h2->served_any || h2->hold_data)
         t = SR_API_TIMER_HEAD; /* (hold_data: the client's preface is due) */
+    else if (!moved && h2->nstreams > 0 && response_unfinished(h2))
+        /* No DATA since the last look while a response waits: the client
+         * is not opening its window (or not reading). It gets
+         * idle_timeout_sec, as a client that stops reading does; the
+         * timer restarts only once DATA moves, not for PINGs. */
+        t = SR_API_TIMER_IDLE;
     else if (h2->nstreams > 0 ||
              evbuffer_get_length(bufferevent_get_output(h2->conn->bev)) > 0)
         t = SR_API_TIMER_NONE;

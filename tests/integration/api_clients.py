@@ -245,6 +245,41 @@ def lingerer(port):
                       "closed_after": None if closed_at is None else round(closed_at - t0, 2)}))
 
 
+def zerowindow(port):
+    """h2 with SETTINGS_INITIAL_WINDOW_SIZE 0: GET /services, then PINGs
+    but never a WINDOW_UPDATE. Reports the HEADERS and when the server
+    ended the connection (GOAWAY or close), in seconds after the request."""
+    enc = hpack.Encoder()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(h2_hello(window=0) + raw_frame(4, 1, 0) + h2_request(enc, 1, "/services"))
+    t0, rd = time.monotonic(), FrameReader()
+    s.settimeout(0.5)
+    res = {"headers": False, "data_bytes": 0, "goaway_after": None, "closed_after": None}
+    while time.monotonic() - t0 < 20 and res["closed_after"] is None:
+        try:
+            d = s.recv(65536)
+            if not d:
+                res["closed_after"] = round(time.monotonic() - t0, 2)
+            for f in rd.feed(d):
+                if isinstance(f, HeadersFrame):
+                    res["headers"] = True
+                elif isinstance(f, DataFrame):
+                    res["data_bytes"] += len(f.data)
+                elif isinstance(f, GoAwayFrame) and res["goaway_after"] is None:
+                    res["goaway_after"] = round(time.monotonic() - t0, 2)
+        except socket.timeout:
+            pass
+        except OSError:
+            res["closed_after"] = round(time.monotonic() - t0, 2)
+        try:
+            s.sendall(raw_frame(6, 0, 0, b"12345678"))  # PING: alive, still not reading
+        except OSError:
+            if res["closed_after"] is None:
+                res["closed_after"] = round(time.monotonic() - t0, 2)
+    s.close()
+    print(json.dumps(res))
+
+
 def nonreading(port, pid, proto):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -379,6 +414,8 @@ if __name__ == "__main__":
         slowloris(port)
     elif mode == "lingerer":
         lingerer(port)
+    elif mode == "zerowindow":
+        zerowindow(port)
     elif mode == "nonreading":
         nonreading(port, int(sys.argv[3]), sys.argv[4])
     elif mode == "shutdown":

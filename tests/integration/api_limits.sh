@@ -61,6 +61,17 @@ done
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$REG_PID/status")
 diag "peak RSS of the registry so far: $hwm kB"
 
+# An h2 client that never opens its flow-control window is closed after
+# API_IDLE_TIMEOUT_SEC like one that stops reading, PINGs or not.
+start_registry stall REFRESH_INTERVAL_SEC=3600 API_IDLE_TIMEOUT_SEC=2
+out=$(/usr/bin/python3 "$CLIENTS" zerowindow "$REG_PORT")
+diag "$out"
+jq -e '.headers and .data_bytes == 0' <<<"$out" >/dev/null
+ok $? "h2 window 0: the response HEADERS arrive, no DATA"
+jq -e '.goaway_after != null and .goaway_after >= 1.5 and .goaway_after < 6 and .closed_after != null' \
+    <<<"$out" >/dev/null
+ok $? "h2 window 0, no WINDOW_UPDATE: GOAWAY and close after API_IDLE_TIMEOUT_SEC (2 s)"
+
 # API_MAX_CONNECTIONS=3: three held, the fourth refused, one leaves, served again.
 start_registry maxconn REFRESH_INTERVAL_SEC=3600 API_MAX_CONNECTIONS=3 API_IDLE_TIMEOUT_SEC=30
 URL="http://127.0.0.1:$REG_PORT"

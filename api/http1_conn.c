@@ -138,13 +138,22 @@ static bool settings_ok(const unsigned char *p, size_t len)
 {
     if (len % 6 != 0)
         return false;
+    uint32_t no_priorities = UINT32_MAX; /* SETTINGS_NO_RFC7540_PRIORITIES seen */
     for (size_t i = 0; i < len; i += 6) {
         unsigned id = (unsigned)p[i] << 8 | p[i + 1];
         uint32_t v = (uint32_t)p[i + 2] << 24 | (uint32_t)p[i + 3] << 16 |
                      (uint32_t)p[i + 4] << 8 | p[i + 5];
-        if ((id == 2 && v > 1) || (id == 4 && v > 0x7fffffffu) ||
+        /* nghttp2 1.52's checks, so that what passes here passes there:
+         * ENABLE_PUSH, ENABLE_CONNECT_PROTOCOL (RFC 8441) and
+         * NO_RFC7540_PRIORITIES (RFC 9218, which may not change) are 0/1. */
+        if (((id == 2 || id == 8 || id == 9) && v > 1) || (id == 4 && v > 0x7fffffffu) ||
             (id == 5 && (v < 16384 || v > 16777215)))
             return false;
+        if (id == 9) {
+            if (no_priorities != UINT32_MAX && no_priorities != v)
+                return false;
+            no_priorities = v;
+        }
     }
     return true;
 }

@@ -494,6 +494,20 @@ static void test_upgrade(void)
                 "Upgrade: h2c\r\nHTTP2-Settings: AAIAAAAC\r\n\r\n", /* ENABLE_PUSH=2 */
                 buf, sizeof(buf));
     ok(st == 200 || st == 503, "Upgrade with an invalid setting value: ignored");
+    /* Values nghttp2 refuses after the 101 (a GOAWAY, the request never
+     * answered): ENABLE_CONNECT_PROTOCOL 2, NO_RFC7540_PRIORITIES 2, and
+     * NO_RFC7540_PRIORITIES changed within the frame. */
+    static const char *bad[] = {"AAgAAAAC", "AAkAAAAC", "AAkAAAABAAkAAAAA"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char req[256], name[96];
+        snprintf(req, sizeof(req),
+                 "GET /health HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                 "Upgrade: h2c\r\nHTTP2-Settings: %s\r\n\r\n",
+                 bad[i]);
+        st = h1_get(req, buf, sizeof(buf));
+        snprintf(name, sizeof(name), "Upgrade with HTTP2-Settings %s: ignored, answered", bad[i]);
+        ok(st == 200 || st == 503, name);
+    }
 }
 
 static void test_timeouts(void)

@@ -88,6 +88,7 @@ struct sr_api__response {
     char tail[48];
     size_t tail_len;
     bool has_index;  /* send X-Registry-Index: index (read answers) */
+    bool unbounded;  /* no Content-Length: HEAD of an endless event stream */
     uint64_t index;  /* the cache version the answer reflects */
 };
 

@@ -190,8 +190,11 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
         if (strcasecmp(name, "content-length") == 0) {
             if (*value == '\0' || strspn(value, "0123456789") != strlen(value))
                 return -400;
-            /* More than 7 digits is over the cap anyway; avoids overflow. */
-            uint64_t v = strlen(value) > 7 ? UINT64_MAX : strtoull(value, NULL, 10);
+            /* Saturating: any length past the cap is refused the same way,
+             * and leading zeros are allowed (RFC 9110 §8.6: 1*DIGIT). */
+            uint64_t v = 0;
+            for (const char *d = value; *d; d++)
+                v = v > (UINT64_MAX - 9) / 10 ? UINT64_MAX : v * 10 + (uint64_t)(*d - '0');
             if (has_cl && v != cl)
                 return -400;
             has_cl = true;
@@ -414,9 +417,12 @@ size_t sr_api__h1_format_head(char *buf, size_t cap, const struct sr_api__respon
     if (r->status != 304) {
         PUTL(&b, "Content-Type: ");
         PUTS(&b, r->content_type ? r->content_type : "");
-        PUTL(&b, "\r\nContent-Length: ");
-        put_u64(&b, sr_api__response_length(r));
         PUTL(&b, "\r\n");
+        if (!r->unbounded) {
+            PUTL(&b, "Content-Length: ");
+            put_u64(&b, sr_api__response_length(r));
+            PUTL(&b, "\r\n");
+        }
     }
     PUTL(&b, "Date: ");
     PUTS(&b, date);

@@ -332,7 +332,7 @@ static size_t response_fields(struct stream *s, struct hvalues *v, struct sr_api
           sr_api__fmt_u64(v->status, r->status >= 0 ? (uint64_t)r->status : 0));
     if (r->status != 304) {
         FIELDS(SR_API_H_CONTENT_TYPE, r->content_type);
-        if (s->sse == NULL) /* an event stream has no length */
+        if (s->sse == NULL && !r->unbounded) /* an event stream has no length */
             FIELD(SR_API_H_CONTENT_LENGTH, v->len,
                   sr_api__fmt_u64(v->len, sr_api__response_length(r)));
     }

@@ -1029,6 +1029,7 @@ static bool stream_start(const struct sr_api__router *rt, const struct sr_api__r
         memset(out, 0, sizeof(*out));
         out->status = 200;
         out->content_type = sse_ctype;
+        out->unbounded = true; /* as the GET: no length (RFC 9110 §9.3.2) */
         return false;
     }
     memset(out, 0, sizeof(*out));

@@ -83,8 +83,14 @@ jq -e '.reset_dropped' <<<"$OUT" >/dev/null; ok $? "h2: the reset stream's clien
 
 req "$URL/events/stream?since=abc"
 is "$HTTP_STATUS" 400 "a bad since: 400"
-req -I "$URL/events/stream"
-is "$HTTP_STATUS" 200 "HEAD /events/stream: 200"
+for p in --http1.1 --http2-prior-knowledge; do
+    req -I "$p" "$URL/events/stream"
+    is "$HTTP_STATUS" 200 "HEAD /events/stream ($p): 200"
+    ! grep -qi '^content-length' "$SR_TMP/headers"
+    ok $? "HEAD /events/stream ($p): no Content-Length, as the endless GET (RFC 9110 §9.3.2)"
+    grep -qi '^content-type: text/event-stream' "$SR_TMP/headers"
+    ok $? "HEAD /events/stream ($p): the GET's Content-Type"
+done
 req "$URL/events"
 jq -e '.events | length > 0' <<<"$BODY" >/dev/null; ok $? "GET /events still lists the event types"
 

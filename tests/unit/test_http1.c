@@ -310,6 +310,16 @@ static void test_limits(void)
            "Content-Length 1 MiB: accepted");
     is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048577\r\n\r\n"), 413,
            "Content-Length 1 MiB + 1: 413");
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 000000001\r\n\r\n"), 1,
+           "Content-Length with leading zeros (1*DIGIT): its value, accepted");
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0001048577\r\n\r\n"), 413,
+           "leading zeros, over 1 MiB: 413");
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\n"
+                        "Content-Length: 99999999999999999999999999\r\n\r\n"),
+           413, "Content-Length past 2^64: 413");
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n"
+                        "Content-Length: 01\r\n\r\n"),
+           1, "Content-Length 1 and 01: the same value, accepted");
     is_int(parse_status(
                "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
            413, "Content-Length that overflows: 413");

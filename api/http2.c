@@ -883,6 +883,26 @@ static uint32_t scan(struct h2 *h2, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* A fatal nghttp2 error leaves the session unusable, but the client should
+ * still learn why (RFC 9113 §5.4.1): a GOAWAY written by hand. */
+static int goaway_calm(struct h2 *h2, const char *why)
+{
+    size_t dlen = strlen(why);
+    uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(h2->session);
+    size_t len = 8 + dlen;
+    uint8_t f[9 + 8] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, NGHTTP2_GOAWAY};
+    f[9] = (uint8_t)(last >> 24 & 0x7f);
+    f[10] = (uint8_t)(last >> 16);
+    f[11] = (uint8_t)(last >> 8);
+    f[12] = (uint8_t)last;
+    f[16] = NGHTTP2_ENHANCE_YOUR_CALM;
+    struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
+    evbuffer_drain(bufferevent_get_input(h2->conn->bev), (size_t)-1);
+    if (evbuffer_add(out, f, sizeof(f)) != 0 || evbuffer_add(out, why, dlen) != 0)
+        return SR_API_CONN_CLOSE;
+    return SR_API_CONN_FLUSH_CLOSE;
+}
+
 static int on_read(struct sr_api__conn *c)
 {
     struct h2 *h2 = c->impl;
@@ -901,6 +921,8 @@ static int on_read(struct sr_api__conn *c)
         ssize_t n = nghttp2_session_mem_recv(h2->session, v.iov_base, v.iov_len);
         if (n < 0) {
             sr_log(SR_LOG_DEBUG, "api", "%s: h2 recv: %s", c->peer, nghttp2_strerror((int)n));
+            if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS || n == NGHTTP2_ERR_FLOODED)
+                return goaway_calm(h2, nghttp2_strerror((int)n));
             return SR_API_CONN_CLOSE;
         }
         evbuffer_drain(in, (size_t)n);
@@ -1008,12 +1030,16 @@ static struct h2 *h2_new(struct sr_api__conn *c)
                        .free = mem_free,
                        .calloc = mem_calloc,
                        .realloc = mem_realloc};
+    const struct sr_api__limits *lim = &c->api->lim;
     /* Header validation is ours (h2_check.c): the same rules, cheaper. */
     nghttp2_option *opt = NULL;
     rv = nghttp2_option_new(&opt);
     if (rv == 0) {
         nghttp2_option_set_no_http_messaging(opt, 1);
         nghttp2_option_set_no_closed_streams(opt, 1); /* see struct h2 */
+        /* Debian's nghttp2 caps a header block at 8 CONTINUATION frames
+         * (CVE-2024-28182): room for max_header_bytes in full frames. */
+        nghttp2_option_set_max_continuations(opt, lim->max_header_bytes / 16384 + 8);
         rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt, &mem);
         nghttp2_option_del(opt);
     }
@@ -1023,7 +1049,6 @@ static struct h2 *h2_new(struct sr_api__conn *c)
     h2->scan_skip = 24; /* the client preface */
 
     /* Our SETTINGS go first (RFC 9113 §3.4: the server preface). */
-    const struct sr_api__limits *lim = &c->api->lim;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_bytes},

@@ -280,6 +280,44 @@ def zerowindow(port):
     print(json.dumps(res))
 
 
+def continuations(port, size, chunk):
+    """GET /health with `size` bytes of x-big-N fields (8000 bytes each, no
+    Huffman), the block cut into HEADERS + CONTINUATION frames of `chunk`
+    bytes. Reports the response status, or the GOAWAY's error code, and the
+    frame count."""
+    enc = hpack.Encoder()
+    big = [("x-big-%d" % i, "a" * min(8000, size - i * 8000)) for i in range((size + 7999) // 8000)]
+    block = enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/health"),
+                        (":authority", "127.0.0.1")] + big, huffman=False)
+    parts = [block[i:i + chunk] for i in range(0, len(block), chunk)]
+    out = h2_hello() + raw_frame(4, 1, 0)
+    for i, p in enumerate(parts):
+        flags = (0x4 if i == len(parts) - 1 else 0) | (0x1 if i == 0 else 0)
+        out += raw_frame(1 if i == 0 else 9, flags, 1, p)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(out)
+    s.settimeout(5)
+    rd, dec = FrameReader(), hpack.Decoder()
+    dec.max_allowed_table_size = 65536
+    res = {"frames": len(parts), "status": None, "goaway": None, "closed": False}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 5 and res["status"] is None and res["goaway"] is None:
+        try:
+            d = s.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            res["closed"] = True
+            break
+        for f in rd.feed(d):
+            if isinstance(f, HeadersFrame) and f.stream_id == 1:
+                res["status"] = int(dict(dec.decode(f.data))[":status"])
+            elif isinstance(f, GoAwayFrame):
+                res["goaway"] = f.error_code
+    s.close()
+    print(json.dumps(res))
+
+
 def nonreading(port, pid, proto):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -416,6 +454,8 @@ if __name__ == "__main__":
         lingerer(port)
     elif mode == "zerowindow":
         zerowindow(port)
+    elif mode == "continuations":
+        continuations(port, int(sys.argv[3]), int(sys.argv[4]))
     elif mode == "nonreading":
         nonreading(port, int(sys.argv[3]), sys.argv[4])
     elif mode == "shutdown":

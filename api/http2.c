@@ -105,6 +105,7 @@ struct h2 {
     bool ping_sent;     /* PING submitted after the notice went out */
     bool goaway_sent;   /* final GOAWAY submitted */
     bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
+    bool peer_eof;      /* the client half-closed: close once answered */
     bool any_reset_after; /* a stream was ever marked reset_after (else
                              on_frame_send need not look streams up) */
     /* Upgraded from HTTP/1.1: stream 1's DATA waits for the client's
@@ -816,7 +817,8 @@ static int flush(struct h2 *h2, bool idle_ok)
     /* want_write walks nghttp2's scheduler: only ask when it decides. */
     bool want_read = nghttp2_session_want_read(h2->session);
     size_t pending_out = evbuffer_get_length(out);
-    if ((!want_read || h2->close_after_goaway) && !nghttp2_session_want_write(h2->session))
+    if (((!want_read || h2->close_after_goaway) && !nghttp2_session_want_write(h2->session)) ||
+        (h2->peer_eof && h2->nstreams == h2->nincomplete))
         return pending_out ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     /* Backpressure: no new requests while the client is not reading. */
     sr_api__conn_read(h2->conn, pending_out < SR_API_OUTPUT_HIGH && want_read);
@@ -937,9 +939,13 @@ static int on_write(struct sr_api__conn *c)
 
 static int on_eof(struct sr_api__conn *c)
 {
-    (void)c;
-    /* A client that stops sending cannot acknowledge anything either. */
-    return SR_API_CONN_CLOSE;
+    struct h2 *h2 = c->impl;
+    /* The client sends nothing more, but may still read: answer the
+     * requests that arrived whole, then close, as HTTP/1.1 does. */
+    if (h2->nstreams == h2->nincomplete)
+        return SR_API_CONN_CLOSE;
+    h2->peer_eof = true;
+    return flush(h2, false);
 }
 
 static int on_shutdown(struct sr_api__conn *c)

@@ -318,6 +318,34 @@ def continuations(port, size, chunk):
     print(json.dumps(res))
 
 
+def halfclose(port):
+    """h2: POST /cache/refresh (answered once the refresh is done), then
+    shutdown(SHUT_WR) at once. Reports the status that still arrives."""
+    enc = hpack.Encoder()
+    block = enc.encode([(":method", "POST"), (":scheme", "http"), (":path", "/cache/refresh"),
+                        (":authority", "127.0.0.1")])
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(h2_hello() + raw_frame(4, 1, 0) + raw_frame(1, 0x5, 1, block))
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(10)
+    rd, dec = FrameReader(), hpack.Decoder()
+    res = {"status": None, "end_stream": False, "closed": False}
+    while not res["closed"]:
+        try:
+            d = s.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            res["closed"] = True
+        for f in rd.feed(d):
+            if isinstance(f, HeadersFrame) and f.stream_id == 1:
+                res["status"] = int(dict(dec.decode(f.data))[":status"])
+            if f.stream_id == 1 and "END_STREAM" in f.flags:
+                res["end_stream"] = True
+    s.close()
+    print(json.dumps(res))
+
+
 def nonreading(port, pid, proto):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -456,6 +484,8 @@ if __name__ == "__main__":
         zerowindow(port)
     elif mode == "continuations":
         continuations(port, int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "halfclose":
+        halfclose(port)
     elif mode == "nonreading":
         nonreading(port, int(sys.argv[3]), sys.argv[4])
     elif mode == "shutdown":

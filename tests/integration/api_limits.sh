@@ -36,6 +36,11 @@ is "$(jq -r .status <<<"$out")" 400 "a bad request: 400, then the server closes"
 jq -e '.closed_after != null and .closed_after < 8' <<<"$out" >/dev/null
 ok $? "a client that keeps sending after it: closed within the 5 s lingering bound"
 
+out=$(/usr/bin/python3 "$CLIENTS" halfclose "$REG_PORT")
+diag "$out"
+jq -e '(.status == 200 or .status == 503) and .end_stream and .closed' <<<"$out" >/dev/null
+ok $? "h2 client half-closes right after POST /cache/refresh: still answered, then closed"
+
 big=$(head -c 9000 /dev/zero | tr '\0' a)
 req --http1.1 -H "X-Big: $big" "$URL/health"
 is "$HTTP_STATUS" 431 "HTTP/1.1 header section over API_MAX_HEADER_BYTES: 431"

@@ -280,6 +280,33 @@ def zerowindow(port):
     print(json.dumps(res))
 
 
+def watch_stream1(s, res, timeout, done):
+    """Reads until the server closes, `timeout` passes or done(res): notes
+    stream 1's status and END_STREAM, a GOAWAY's code, and the close."""
+    res.update({"status": None, "end_stream": False, "goaway": None, "closed": False})
+    rd, dec = FrameReader(), hpack.Decoder()
+    dec.max_allowed_table_size = 65536
+    s.settimeout(0.5)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout and not done(res):
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            d = b""
+        if not d:
+            res["closed"] = True
+            return
+        for f in rd.feed(d):
+            if isinstance(f, HeadersFrame) and f.stream_id == 1:
+                res["status"] = int(dict(dec.decode(f.data))[":status"])
+            elif isinstance(f, GoAwayFrame):
+                res["goaway"] = f.error_code
+            if f.stream_id == 1 and "END_STREAM" in f.flags:
+                res["end_stream"] = True
+
+
 def continuations(port, size, chunk):
     """GET /health with `size` bytes of x-big-N fields (8000 bytes each, no
     Huffman), the block cut into HEADERS + CONTINUATION frames of `chunk`
@@ -296,24 +323,8 @@ def continuations(port, size, chunk):
         out += raw_frame(1 if i == 0 else 9, flags, 1, p)
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(out)
-    s.settimeout(5)
-    rd, dec = FrameReader(), hpack.Decoder()
-    dec.max_allowed_table_size = 65536
-    res = {"frames": len(parts), "status": None, "goaway": None, "closed": False}
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 5 and res["status"] is None and res["goaway"] is None:
-        try:
-            d = s.recv(65536)
-        except OSError:
-            d = b""
-        if not d:
-            res["closed"] = True
-            break
-        for f in rd.feed(d):
-            if isinstance(f, HeadersFrame) and f.stream_id == 1:
-                res["status"] = int(dict(dec.decode(f.data))[":status"])
-            elif isinstance(f, GoAwayFrame):
-                res["goaway"] = f.error_code
+    res = {"frames": len(parts)}
+    watch_stream1(s, res, 5, lambda r: r["status"] is not None or r["goaway"] is not None)
     s.close()
     print(json.dumps(res))
 
@@ -327,21 +338,8 @@ def halfclose(port):
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(h2_hello() + raw_frame(4, 1, 0) + raw_frame(1, 0x5, 1, block))
     s.shutdown(socket.SHUT_WR)
-    s.settimeout(10)
-    rd, dec = FrameReader(), hpack.Decoder()
-    res = {"status": None, "end_stream": False, "closed": False}
-    while not res["closed"]:
-        try:
-            d = s.recv(65536)
-        except OSError:
-            d = b""
-        if not d:
-            res["closed"] = True
-        for f in rd.feed(d):
-            if isinstance(f, HeadersFrame) and f.stream_id == 1:
-                res["status"] = int(dict(dec.decode(f.data))[":status"])
-            if f.stream_id == 1 and "END_STREAM" in f.flags:
-                res["end_stream"] = True
+    res = {}
+    watch_stream1(s, res, 10, lambda r: False)  # until the server closes
     s.close()
     print(json.dumps(res))
 

@@ -743,8 +743,9 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) || !h2->any_reset_after)
         return 0;
     struct stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    /* Answered early: tell the client to stop sending, without error. */
-    if (s != NULL && s->reset_after)
+    /* Answered early: tell the client to stop sending, without error,
+     * unless its content has ended since (the stream is closed now). */
+    if (s != NULL && s->reset_after && !s->ended)
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     return 0;
 }

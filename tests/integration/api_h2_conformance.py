@@ -604,6 +604,27 @@ c = Conn()
 c.request(1, "/cache/clear", "POST", [("content-length", "2000000")], end_stream=False)
 status, _, _, _ = c.response(1)
 ok(status == 413, "content-length over 1 MiB -> 413", "status %s" % status)
+kind, code = c.rst_or_goaway(1, 1)
+ok((kind, code) == ("rst", NO_ERROR), "... then RST_STREAM(NO_ERROR): stop sending the content",
+   "%s %s" % (kind, code))
+c.close()
+
+# A request refused at its HEADERS (414) gets RST_STREAM(NO_ERROR) so the
+# client stops sending its content, unless that content already ended in
+# the same read: then the stream is closed, and no frame may follow it.
+c = Conn()
+block = c.enc.encode([(":method", "POST"), (":scheme", "http"), (":path", "/" + "x" * 9000),
+                      (":authority", "127.0.0.1")])
+c.send_raw(raw_frame(1, 0x4, 1, block) + raw_frame(0, 0x1, 1, b"ab"))
+status, rst = None, None
+for f in c.frames(1.5):
+    if isinstance(f, HeadersFrame) and f.stream_id == 1:
+        status = dict(c.dec.decode(f.data)).get(":status")
+    if isinstance(f, RstStreamFrame) and f.stream_id == 1:
+        rst = f.error_code
+ok(status == "414" and rst is None,
+   "refused at HEADERS, content ended in the same read: 414 and no RST_STREAM on the closed stream",
+   "status %s, RST %s" % (status, rst))
 c.close()
 
 # ---- response header compression (RFC 7541) ------------------------------------------

@@ -136,8 +136,8 @@ static void on_parked_done(void *owner, int status)
 /* RFC 7540 §3.2 and §6.5.2: the values nghttp2 would refuse. */
 static bool settings_ok(const unsigned char *p, size_t len)
 {
-    if (len % 6 != 0)
-        return false;
+    if (len % 6 != 0 || len / 6 > 32)
+        return false; /* (more than 32: nghttp2's TOO_MANY_SETTINGS) */
     uint32_t no_priorities = UINT32_MAX; /* SETTINGS_NO_RFC7540_PRIORITIES seen */
     for (size_t i = 0; i < len; i += 6) {
         unsigned id = (unsigned)p[i] << 8 | p[i + 1];

@@ -497,9 +497,14 @@ static void test_upgrade(void)
     /* Values nghttp2 refuses after the 101 (a GOAWAY, the request never
      * answered): ENABLE_CONNECT_PROTOCOL 2, NO_RFC7540_PRIORITIES 2, and
      * NO_RFC7540_PRIORITIES changed within the frame. */
-    static const char *bad[] = {"AAgAAAAC", "AAkAAAAC", "AAkAAAABAAkAAAAA"};
+    /* 33 entries (MAX_CONCURRENT_STREAMS 100, 8 base64 characters each):
+     * nghttp2's TOO_MANY_SETTINGS. */
+    char many[33 * 8 + 1] = "";
+    for (int i = 0; i < 33; i++)
+        strcat(many, "AAMAAABk");
+    const char *bad[] = {"AAgAAAAC", "AAkAAAAC", "AAkAAAABAAkAAAAA", many};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char req[256], name[96];
+        char req[512], name[400];
         snprintf(req, sizeof(req),
                  "GET /health HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                  "Upgrade: h2c\r\nHTTP2-Settings: %s\r\n\r\n",

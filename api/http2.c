@@ -106,6 +106,7 @@ struct h2 {
     bool goaway_sent;   /* final GOAWAY submitted */
     bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
     bool peer_eof;      /* the client half-closed: close once answered */
+    bool stalled;       /* set_timer: a response waits for the client's window */
     bool any_reset_after; /* a stream was ever marked reset_after (else
                              on_frame_send need not look streams up) */
     /* Upgraded from HTTP/1.1: stream 1's DATA waits for the client's
@@ -781,21 +782,28 @@ static bool response_unfinished(const struct h2 *h2)
 static void set_timer(struct h2 *h2)
 {
     enum sr_api__timer t;
-    bool moved = h2->data_sent != h2->data_mark;
+    bool moved = h2->data_sent != h2->data_mark, stalled = false;
     h2->data_mark = h2->data_sent;
-    if (h2->nincomplete > 0 || !h2->served_any || h2->hold_data)
+    size_t out = evbuffer_get_length(bufferevent_get_output(h2->conn->bev));
+    if (h2->nincomplete > 0 || !h2->served_any || h2->hold_data) {
         t = SR_API_TIMER_HEAD; /* (hold_data: the client's preface is due) */
-    else if (!moved && h2->nstreams > 0 && response_unfinished(h2))
-        /* No DATA since the last look while a response waits: the client
-         * is not opening its window (or not reading). It gets
-         * idle_timeout_sec, as a client that stops reading does; the
-         * timer restarts only once DATA moves, not for PINGs. */
+    } else if (!moved && (out == 0 || h2->stalled) && h2->nstreams > 0 &&
+               response_unfinished(h2)) {
+        /* The output drained and no DATA followed while a response waits:
+         * the client is not opening its window. It gets idle_timeout_sec,
+         * as a client that stops reading does. The stall lasts until DATA
+         * moves, so PING answers in the output do not restart it. (A full
+         * output is the bufferevent write timeout's.) */
         t = SR_API_TIMER_IDLE;
-    else if (h2->nstreams > 0 ||
-             evbuffer_get_length(bufferevent_get_output(h2->conn->bev)) > 0)
+        stalled = true;
+    } else if (h2->nstreams > 0 || out > 0) {
         t = SR_API_TIMER_NONE;
-    else
+    } else {
         t = SR_API_TIMER_IDLE;
+    }
+    if (h2->stalled && !stalled && t == SR_API_TIMER_IDLE)
+        sr_api__conn_timer(h2->conn, SR_API_TIMER_NONE); /* idle from now, not from the stall */
+    h2->stalled = stalled;
     sr_api__conn_timer(h2->conn, t);
 }
 
@@ -942,10 +950,15 @@ static int on_eof(struct sr_api__conn *c)
 {
     struct h2 *h2 = c->impl;
     /* The client sends nothing more, but may still read: answer the
-     * requests that arrived whole, then close, as HTTP/1.1 does. */
-    if (h2->nstreams == h2->nincomplete)
+     * requests that arrived whole, then close (flush decides), as HTTP/1.1
+     * does. Its long-polls and event streams it has given up on, as
+     * HTTP/1.1 takes it; and an upgrade's preface can no longer come. */
+    if (h2->hold_data)
         return SR_API_CONN_CLOSE;
     h2->peer_eof = true;
+    for (struct stream *s = h2->streams; s != NULL; s = s->next)
+        if (s->sse != NULL || (s->pending != NULL && s->park.kind == SR_API_PARK_WATCH))
+            nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
     return flush(h2, false);
 }
 

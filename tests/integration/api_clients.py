@@ -24,7 +24,7 @@ import time
 
 import hpack
 from hyperframe.frame import (DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame,
-                              SettingsFrame, WindowUpdateFrame)
+                              RstStreamFrame, SettingsFrame, WindowUpdateFrame)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -280,6 +280,16 @@ def zerowindow(port):
     print(json.dumps(res))
 
 
+def recv_some(s):
+    """Bytes read; None on a timeout; b"" once the server closed (or reset)."""
+    try:
+        return s.recv(65536)
+    except socket.timeout:
+        return None
+    except OSError:
+        return b""
+
+
 def watch_stream1(s, res, timeout, done):
     """Reads until the server closes, `timeout` passes or done(res): notes
     stream 1's status and END_STREAM, a GOAWAY's code, and the close."""
@@ -289,12 +299,9 @@ def watch_stream1(s, res, timeout, done):
     s.settimeout(0.5)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout and not done(res):
-        try:
-            d = s.recv(65536)
-        except socket.timeout:
+        d = recv_some(s)
+        if d is None:
             continue
-        except OSError:
-            d = b""
         if not d:
             res["closed"] = True
             return
@@ -342,6 +349,77 @@ def halfclose(port):
     watch_stream1(s, res, 10, lambda r: False)  # until the server closes
     s.close()
     print(json.dumps(res))
+
+
+def halfclose_big(port, n):
+    """h2 with a small receive buffer: n x GET /metrics (~50 KB each) and
+    shutdown(SHUT_WR) in one go, then a pause so the server meets the EOF
+    while its output is still queued, then read. Reports how many streams
+    ended with all the bytes their content-length announced."""
+    enc = hpack.Encoder()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    out = h2_hello() + raw_frame(4, 1, 0)
+    for i in range(n):
+        out += h2_request(enc, 1 + 2 * i, "/metrics")
+    s.sendall(out)
+    s.shutdown(socket.SHUT_WR)
+    time.sleep(0.5)
+    s.settimeout(5)
+    rd, dec = FrameReader(), hpack.Decoder()
+    want, got, ended = {}, {}, 0
+    while True:
+        try:
+            d = s.recv(65536)
+        except OSError:
+            break
+        if not d:
+            break
+        for f in rd.feed(d):
+            if isinstance(f, HeadersFrame):
+                want[f.stream_id] = int(dict(dec.decode(f.data)).get("content-length", -1))
+            elif isinstance(f, DataFrame):
+                got[f.stream_id] = got.get(f.stream_id, 0) + len(f.data)
+            if "END_STREAM" in getattr(f, "flags", ()) and got.get(f.stream_id) == want.get(f.stream_id):
+                ended += 1
+    s.close()
+    print(json.dumps({"requests": n, "complete": ended, "bytes": sum(got.values())}))
+
+
+def halfclose_waiting(port):
+    """h2: an event stream (1) and a long-poll (5), then shutdown(SHUT_WR):
+    both are given up, as on HTTP/1.1. Reports the RST_STREAM codes and how
+    soon the server closed."""
+    enc = hpack.Encoder()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(h2_hello() + raw_frame(4, 1, 0) + h2_request(enc, 1, "/events/stream") +
+              h2_request(enc, 3, "/services"))
+    s.settimeout(5)
+    rd, dec = FrameReader(), hpack.Decoder()
+    index = None
+    while index is None:  # the revision /services answers at
+        for f in rd.feed(s.recv(65536)):
+            if isinstance(f, HeadersFrame):
+                h = dict(dec.decode(f.data))
+                if f.stream_id == 3:
+                    index = h.get("x-registry-index")
+    s.sendall(h2_request(enc, 5, "/services?index=%s&wait=60s" % index))
+    time.sleep(0.3)  # parked
+    t0 = time.monotonic()
+    s.shutdown(socket.SHUT_WR)
+    rst, closed_after = {}, None
+    while closed_after is None and time.monotonic() - t0 < 10:
+        d = recv_some(s)
+        if d is None:
+            continue
+        if not d:
+            closed_after = round(time.monotonic() - t0, 2)
+        for f in rd.feed(d):
+            if isinstance(f, RstStreamFrame):
+                rst[str(f.stream_id)] = f.error_code
+    s.close()
+    print(json.dumps({"rst": rst, "closed_after": closed_after}))
 
 
 def nonreading(port, pid, proto):
@@ -484,6 +562,10 @@ if __name__ == "__main__":
         continuations(port, int(sys.argv[3]), int(sys.argv[4]))
     elif mode == "halfclose":
         halfclose(port)
+    elif mode == "halfclose_big":
+        halfclose_big(port, int(sys.argv[3]))
+    elif mode == "halfclose_waiting":
+        halfclose_waiting(port)
     elif mode == "nonreading":
         nonreading(port, int(sys.argv[3]), sys.argv[4])
     elif mode == "shutdown":

@@ -40,6 +40,10 @@ out=$(/usr/bin/python3 "$CLIENTS" halfclose "$REG_PORT")
 diag "$out"
 jq -e '(.status == 200 or .status == 503) and .end_stream and .closed' <<<"$out" >/dev/null
 ok $? "h2 client half-closes right after POST /cache/refresh: still answered, then closed"
+out=$(/usr/bin/python3 "$CLIENTS" halfclose_big "$REG_PORT" 20)
+diag "$out"
+jq -e '.complete == 20' <<<"$out" >/dev/null
+ok $? "h2 client half-closes behind 20 answers of ~20 KB: all arrive whole, then the close"
 
 big=$(head -c 9000 /dev/zero | tr '\0' a)
 req --http1.1 -H "X-Big: $big" "$URL/health"

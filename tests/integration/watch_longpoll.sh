@@ -35,6 +35,13 @@ req "$URL/services"
 [[ $(index_of "$SR_TMP/headers") == "$IDX" ]]; ok $? "GET /services: the same index"
 [[ $(jq .cache_version <<<"$BODY") == "$IDX" ]]; ok $? "... which is the body's cache_version"
 
+# An h2 client that half-closes has given up on its event stream and its
+# long-poll, as HTTP/1.1 takes it: both cancelled, the connection closed.
+out=$($PY "$SR_SRCDIR/tests/integration/api_clients.py" halfclose_waiting "$REG_PORT")
+diag "$out"
+jq -e '.rst == {"1": 8, "5": 8} and .closed_after != null and .closed_after < 2' <<<"$out" >/dev/null
+ok $? "h2 half-close with an event stream and a long-poll open: both CANCELled, closed at once"
+
 # 1. The current index waits, and a real docker service update ends it.
 curl -s -D "$SR_TMP/lp1.h" -o "$SR_TMP/lp1.b" -w '%{http_code}' \
     "$URL/services/$N?index=$IDX&wait=30s" >"$SR_TMP/lp1.code" &

@@ -122,10 +122,6 @@ void sr_api__response_clear(struct sr_api__response *r);
 void sr_api__error_response(struct sr_api__response *r, int status, const char *code,
                             const char *message);
 
-/* A JSON string of s, whatever bytes it holds: bytes that start no valid
- * UTF-8 sequence become U+FFFD (jansson refuses invalid UTF-8). */
-json_t *sr_api__json_text(const char *s);
-
 /* Reason phrase for a status ("OK", "Not Found", ...). */
 const char *sr_api__reason(int status);
 

@@ -202,59 +202,6 @@ static void json_response(struct sr_api__response *r, int status, json_t *obj)
     r->len = strlen(r->owned);
 }
 
-/* The length of the UTF-8 sequence (RFC 3629: no overlong forms, no
- * surrogates, at most U+10FFFF) at p, n bytes available; 0 if there is none. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t cp, min;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2, cp = p[0] & 0x1f, min = 0x80;
-    else if ((p[0] & 0xf0) == 0xe0)
-        len = 3, cp = p[0] & 0x0f, min = 0x800;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        len = 4, cp = p[0] & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : len;
-}
-
-/* A JSON string of s whatever bytes it holds: a request target can carry
- * any, and a fixed buffer may have cut a character in two. jansson refuses
- * invalid UTF-8, so each byte that starts no valid sequence becomes U+FFFD. */
-json_t *sr_api__json_text(const char *s)
-{
-    json_t *j = json_string(s);
-    if (j != NULL)
-        return j;
-    size_t n = strlen(s), k = 0;
-    char *out = sr_malloc(3 * n + 1);
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(p + i, n - i);
-        if (len == 0) {
-            memcpy(out + k, "\xef\xbf\xbd", 3);
-            k += 3;
-            i++;
-        } else {
-            memcpy(out + k, p + i, len);
-            k += len;
-            i += len;
-        }
-    }
-    j = json_stringn(out, k);
-    free(out);
-    return j;
-}
 
 /* A built body's tag: the version plus a hash of the exact bytes. */
 static void tag_built(struct sr_api__response *r, uint64_t version)
@@ -275,7 +222,7 @@ void sr_api__error_response(struct sr_api__response *r, int status, const char *
                             const char *message)
 {
     json_response(r, status,
-                  json_pack("{s:s, s:o}", "error", code, "message", sr_api__json_text(message)));
+                  json_pack("{s:s, s:o}", "error", code, "message", sr_json_text(message)));
 }
 
 static uint64_t cache_version(const struct sr_api__router *rt)
@@ -360,7 +307,7 @@ static json_t *time_or_null(double t)
 
 static json_t *str_or_null(const char *s)
 {
-    return s[0] ? sr_api__json_text(s) : json_null();
+    return s[0] ? sr_json_text(s) : json_null();
 }
 
 static const char *state_name(enum sr_source_state s)
@@ -420,7 +367,7 @@ static json_t *reason_str(const char *what, const char *reason)
         snprintf(buf, sizeof(buf), "%s: %s", what, reason);
     else
         snprintf(buf, sizeof(buf), "%s", what);
-    return sr_api__json_text(buf);
+    return sr_json_text(buf);
 }
 
 json_t *sr_api__health_json(const struct sr_api__router *rt, int *http_status)
@@ -861,8 +808,8 @@ static void park_answer(const struct sr_api__router *rt, const struct sr_api__pa
                      park->name);
             json_response(out, 503,
                           json_pack("{s:s, s:o, s:o}", "error", "metrics_failed", "message",
-                                    sr_api__json_text(msg), "service",
-                                    sr_api__json_text(park->name)));
+                                    sr_json_text(msg), "service",
+                                    sr_json_text(park->name)));
             tag_built(out, cache_version(rt));
             return;
         }

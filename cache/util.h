@@ -3,6 +3,7 @@
 #ifndef SR_UTIL_H
 #define SR_UTIL_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,5 +39,11 @@ char *sr_format_time(double t, char *buf, size_t len);
 
 /* Checked decimal parse of a whole string into [min, max]. Returns 0 or -1. */
 int sr_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* A JSON string of s, whatever bytes it holds: bytes that start no valid
+ * UTF-8 sequence become U+FFFD. jansson refuses invalid UTF-8 (json_string
+ * returns NULL), and text from a peer, or cut to fit a fixed buffer, can be
+ * invalid. */
+json_t *sr_json_text(const char *s);
 
 #endif

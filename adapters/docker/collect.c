@@ -191,7 +191,7 @@ static void add_error(struct sr_docker__round *r, size_t svc, const char *contai
     va_end(ap);
     char line[340];
     snprintf(line, sizeof(line), "container %.12s: %s", container, msg);
-    json_array_append_new(r->svcs[svc].errors, json_string(line));
+    json_array_append_new(r->svcs[svc].errors, sr_json_text(line));
     r->errors++;
     sr_log(SR_LOG_DEBUG, LOGGER, "metrics of service %s: %s", sr_svc_name(r->svcs[svc].svc), line);
 }

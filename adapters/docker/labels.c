@@ -164,7 +164,7 @@ void sr_labels_parse(const json_t *labels, struct sr_autoscale *out, json_t *err
             json_t *e = json_object();
             json_object_set_new(e, "label", json_string(label_names[f]));
             json_object_set_new(e, "value", errs[f].value);
-            json_object_set_new(e, "error", json_string(errs[f].error));
+            json_object_set_new(e, "error", sr_json_text(errs[f].error));
             json_object_set_new(e, "used", used_value(out, (enum field)f));
             json_array_append_new(errors, e);
         } else {

@@ -306,7 +306,7 @@ static void test_json_text(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[64];
-        json_t *j = sr_api__json_text(cases[i].in);
+        json_t *j = sr_json_text(cases[i].in);
         snprintf(name, sizeof(name), "json_text case %zu", i);
         is_str(json_string_value(j), cases[i].out, name);
         json_decref(j);

@@ -937,7 +937,12 @@ static void test_graceful_stop(struct sr_api *api)
     send_str(half, "st: t\r\n\r\n");
     read_until(half, buf, sizeof(buf), 2, h1_complete, NULL);
     is_int(status_of(buf), 200, "stop: a half-received HTTP/1.1 request is answered");
-    ok(strstr(buf, "Connection: close\r\n") != NULL, "... with Connection: close");
+    /* Two workers: the stop may reach this connection's worker after the
+     * request completed (seen under load). Then the answer is a keep-alive
+     * one and the connection closes right after, which HTTP/1.1 allows. */
+    bool marked = strstr(buf, "Connection: close\r\n") != NULL;
+    ok(marked || wait_closed(half, 1.5, NULL, 0) >= 0,
+       "... with Connection: close (or closed right after, if the stop came later)");
     pthread_join(t, NULL);
     ok(st.took < 2.5, "stop returns within the grace period");
     int late = dial();

@@ -107,6 +107,7 @@ struct h2 {
     bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
     bool peer_eof;      /* the client half-closed: close once answered */
     bool stalled;       /* set_timer: a response waits for the client's window */
+    bool failed;        /* nghttp2 returned a fatal error: send nothing more */
     bool any_reset_after; /* a stream was ever marked reset_after (else
                              on_frame_send need not look streams up) */
     /* Upgraded from HTTP/1.1: stream 1's DATA waits for the client's
@@ -813,6 +814,8 @@ static void set_timer(struct h2 *h2)
 static int flush(struct h2 *h2, bool idle_ok)
 {
     struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
+    if (h2->failed) /* a late parked answer or event: the GOAWAY was the last */
+        return evbuffer_get_length(out) ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     h2->out_before = evbuffer_get_length(out);
     int rv = 0;
     if (!idle_ok || nghttp2_session_want_write(h2->session))
@@ -908,6 +911,7 @@ static int goaway_calm(struct h2 *h2, const char *why)
     f[12] = (uint8_t)last;
     f[16] = NGHTTP2_ENHANCE_YOUR_CALM;
     struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
+    h2->failed = true;
     evbuffer_drain(bufferevent_get_input(h2->conn->bev), (size_t)-1);
     if (evbuffer_add(out, f, sizeof(f)) != 0 || evbuffer_add(out, why, dlen) != 0)
         return SR_API_CONN_CLOSE;

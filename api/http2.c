@@ -80,6 +80,7 @@ struct stream {
                          answered (RFC 9113 §8.1) */
     struct body *body;
     size_t wire_off; /* bytes of the body already put in the output */
+    double moved_at; /* its response last made progress (see scan_stalled), or 0 */
     struct sr_api__pending *pending;
     struct sr_api__park park;
     struct sr_api__sse *sse; /* GET /events/stream: a long-lived response */
@@ -95,6 +96,7 @@ struct h2 {
     struct evbuffer *stage;
     size_t out_before; /* the output's length when the send began */
     uint64_t data_sent, data_mark; /* DATA payload bytes sent; at set_timer */
+    double now, next_scan;         /* flush's clock; when scan_stalled looks again */
     struct sr_api__hpack hpack; /* our response header blocks (see on_send) */
     struct stream *streams;
     size_t nstreams;
@@ -302,6 +304,7 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
     if (off < end && evbuffer_add(out, b->r.tail + (off - b->r.len), end - off) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     s->wire_off = end;
+    s->moved_at = h2->now;
     h2->data_sent += length;
     return 0;
 }
@@ -771,13 +774,42 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* A response still short of its end (an event stream waits for events,
  * and has its own bounds). */
+static bool unfinished(const struct stream *s)
+{
+    return s->responded && s->sse == NULL && s->body != NULL && !s->head &&
+           s->body->r.status != 304 && s->wire_off < sr_api__response_length(&s->body->r);
+}
+
 static bool response_unfinished(const struct h2 *h2)
 {
     for (const struct stream *s = h2->streams; s != NULL; s = s->next)
-        if (s->responded && s->sse == NULL && s->body != NULL && !s->head &&
-            s->body->r.status != 304 && s->wire_off < sr_api__response_length(&s->body->r))
+        if (unfinished(s))
             return true;
     return false;
+}
+
+/* set_timer catches a connection whose responses all wait for the client's
+ * window; this catches one stream kept waiting while others keep the
+ * connection busy (each would pin its snapshot): idle_timeout_sec without
+ * progress, then RST_STREAM CANCEL. Looks at most once a second. */
+static void scan_stalled(struct h2 *h2)
+{
+    if (h2->nstreams == 0 || h2->now < h2->next_scan)
+        return;
+    h2->next_scan = h2->now + 1;
+    double idle = h2->conn->api->lim.idle_timeout_sec;
+    for (struct stream *s = h2->streams; s != NULL; s = s->next) {
+        if (!unfinished(s))
+            continue;
+        if (s->moved_at == 0) {
+            s->moved_at = h2->now; /* first seen waiting */
+        } else if (h2->now - s->moved_at >= idle) {
+            sr_log(SR_LOG_DEBUG, "api", "%s: h2 stream %" PRId32 " waited %.0f s for a window: reset",
+                   h2->conn->peer, s->id, h2->now - s->moved_at);
+            s->moved_at = h2->now; /* once */
+            nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        }
+    }
 }
 
 static void set_timer(struct h2 *h2)
@@ -817,6 +849,8 @@ static int flush(struct h2 *h2, bool idle_ok)
     if (h2->failed) /* a late parked answer or event: the GOAWAY was the last */
         return evbuffer_get_length(out) ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     h2->out_before = evbuffer_get_length(out);
+    h2->now = sr_mono_coarse();
+    scan_stalled(h2);
     int rv = 0;
     if (!idle_ok || nghttp2_session_want_write(h2->session))
         rv = nghttp2_session_send(h2->session);

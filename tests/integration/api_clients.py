@@ -248,14 +248,16 @@ def lingerer(port):
 def zerowindow(port):
     """h2 with SETTINGS_INITIAL_WINDOW_SIZE 0: GET /services, then PINGs
     but never a WINDOW_UPDATE. Reports the HEADERS and when the server
-    ended the connection (GOAWAY or close), in seconds after the request."""
+    gave up the response: RST_STREAM on it, or GOAWAY / close, in seconds
+    after the request."""
     enc = hpack.Encoder()
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(h2_hello(window=0) + raw_frame(4, 1, 0) + h2_request(enc, 1, "/services"))
     t0, rd = time.monotonic(), FrameReader()
     s.settimeout(0.5)
-    res = {"headers": False, "data_bytes": 0, "goaway_after": None, "closed_after": None}
-    while time.monotonic() - t0 < 20 and res["closed_after"] is None:
+    res = {"headers": False, "data_bytes": 0, "goaway_after": None, "closed_after": None,
+           "rst": None, "rst_after": None}
+    while time.monotonic() - t0 < 20 and res["closed_after"] is None and res["rst"] is None:
         try:
             d = s.recv(65536)
             if not d:
@@ -267,6 +269,8 @@ def zerowindow(port):
                     res["data_bytes"] += len(f.data)
                 elif isinstance(f, GoAwayFrame) and res["goaway_after"] is None:
                     res["goaway_after"] = round(time.monotonic() - t0, 2)
+                elif isinstance(f, RstStreamFrame) and f.stream_id == 1:
+                    res["rst"], res["rst_after"] = f.error_code, round(time.monotonic() - t0, 2)
         except socket.timeout:
             pass
         except OSError:
@@ -422,6 +426,45 @@ def halfclose_waiting(port):
     print(json.dumps({"rst": rst, "closed_after": closed_after}))
 
 
+def stalledstream(port, seconds):
+    """h2 with SETTINGS_INITIAL_WINDOW_SIZE 0: GET /metrics on stream 1 is
+    never given a window, while GET /health on new streams (each given its
+    window) keeps the connection busy. Reports stream 1's RST_STREAM code
+    and when it came, how many others were answered, and any GOAWAY."""
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(h2_hello(window=0) + raw_frame(4, 1, 0) +
+              WindowUpdateFrame(0, window_increment=2 ** 30).serialize() +
+              h2_request(enc, 1, "/metrics"))
+    s.settimeout(0.2)
+    rd, t0, sid = FrameReader(), time.monotonic(), 3
+    res = {"rst1": None, "rst1_after": None, "answered": 0, "goaway": None}
+    next_req = t0
+    while time.monotonic() - t0 < seconds and res["rst1"] is None:
+        if time.monotonic() >= next_req:
+            s.sendall(h2_request(enc, sid, "/health") +
+                      WindowUpdateFrame(sid, window_increment=2 ** 20).serialize())
+            sid += 2
+            next_req += 0.4
+        d = recv_some(s)
+        if d is None:
+            continue
+        if not d:
+            break
+        for f in rd.feed(d):
+            if isinstance(f, HeadersFrame):
+                dec.decode(f.data)
+            if isinstance(f, RstStreamFrame) and f.stream_id == 1:
+                res["rst1"] = f.error_code
+                res["rst1_after"] = round(time.monotonic() - t0, 2)
+            elif isinstance(f, GoAwayFrame):
+                res["goaway"] = f.error_code
+            elif f.stream_id > 1 and "END_STREAM" in getattr(f, "flags", ()):
+                res["answered"] += 1
+    s.close()
+    print(json.dumps(res))
+
+
 def nonreading(port, pid, proto):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -566,6 +609,8 @@ if __name__ == "__main__":
         halfclose_big(port, int(sys.argv[3]))
     elif mode == "halfclose_waiting":
         halfclose_waiting(port)
+    elif mode == "stalledstream":
+        stalledstream(port, float(sys.argv[3]))
     elif mode == "nonreading":
         nonreading(port, int(sys.argv[3]), sys.argv[4])
     elif mode == "shutdown":

@@ -80,9 +80,20 @@ out=$(/usr/bin/python3 "$CLIENTS" zerowindow "$REG_PORT")
 diag "$out"
 jq -e '.headers and .data_bytes == 0' <<<"$out" >/dev/null
 ok $? "h2 window 0: the response HEADERS arrive, no DATA"
-jq -e '.goaway_after != null and .goaway_after >= 1.5 and .goaway_after < 6 and .closed_after != null' \
+# (The PINGs keep the connection itself alive; its waiting response is
+# what must not be held: reset, or the connection closed with GOAWAY.)
+jq -e '((.rst == 8 and .rst_after >= 1.5 and .rst_after < 6) or
+        (.goaway_after != null and .goaway_after >= 1.5 and .goaway_after < 6 and .closed_after != null))' \
     <<<"$out" >/dev/null
-ok $? "h2 window 0, no WINDOW_UPDATE: GOAWAY and close after API_IDLE_TIMEOUT_SEC (2 s)"
+ok $? "h2 window 0, no WINDOW_UPDATE, PINGs: the response given up after API_IDLE_TIMEOUT_SEC (2 s)"
+# One stream kept without a window while others keep the connection busy:
+# that stream is reset after API_IDLE_TIMEOUT_SEC, the connection lives on.
+out=$(/usr/bin/python3 "$CLIENTS" stalledstream "$REG_PORT" 10)
+diag "$out"
+jq -e '.rst1 == 8 and .rst1_after >= 1.5 and .rst1_after < 5 and .goaway == null and .answered >= 3' \
+    <<<"$out" >/dev/null
+ok $? "h2 stream never given a window on a busy connection: RST_STREAM CANCEL after ~2 s, others served"
+
 # Debian's nghttp2 allows 8 CONTINUATION frames unless told more: a
 # 200 KB header list in full frames fits API_MAX_HEADER_BYTES=256 KiB.
 out=$(/usr/bin/python3 "$CLIENTS" continuations "$REG_PORT" 200000 16384)

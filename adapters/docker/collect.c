@@ -217,7 +217,7 @@ static void on_stats(const struct sr_http_result *res, void *arg)
         t->state = SR_METRICS_FAILED;
         add_error(r, c->svc, t->container_id, "HTTP %ld: %s", res->status, msg);
     } else {
-        json_t *o = json_loadb(res->body, res->len, 0, NULL);
+        json_t *o = json_loadb(res->body, res->len, JSON_ALLOW_NUL, NULL);
         if (json_is_object(o)) {
             sr_metrics_set_stats(t, o);
         } else {
@@ -350,7 +350,7 @@ static void on_tasks(const struct sr_http_result *res, void *arg)
         sr_docker__error_text(res->body, res->len, msg, sizeof(msg));
         snprintf(why, sizeof(why), "GET /tasks answered HTTP %ld: %s", res->status, msg);
     } else {
-        arr = json_loadb(res->body, res->len, 0, NULL);
+        arr = json_loadb(res->body, res->len, JSON_ALLOW_NUL, NULL);
         if (!json_is_array(arr))
             snprintf(why, sizeof(why), "GET /tasks: not a JSON array");
     }

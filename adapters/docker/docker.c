@@ -49,7 +49,7 @@ double sr_docker__jitter(struct sr_docker *d, double base)
 
 void sr_docker__error_text(const char *body, size_t len, char *out, size_t outlen)
 {
-    json_t *o = json_loadb(body, len, 0, NULL);
+    json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
     const json_t *m = json_object_get(o, "message");
     if (json_is_string(m)) {
         snprintf(out, outlen, "%s", json_string_value(m));
@@ -256,7 +256,10 @@ static void on_list(const struct sr_http_result *res, void *arg)
     if (!check_answer(d, res, "GET /services"))
         return;
     json_error_t jerr;
-    json_t *arr = json_loadb(res->body, res->len, 0, &jerr);
+    /* JSON_ALLOW_NUL here and on every Docker answer: a label value may
+     * hold \u0000, which jansson refuses by default, and one such label
+     * failed the whole list. Strings are read with their lengths. */
+    json_t *arr = json_loadb(res->body, res->len, JSON_ALLOW_NUL, &jerr);
     if (!json_is_array(arr)) {
         json_decref(arr);
         sync_fail(d, SR_SOURCE_ERROR, "GET /services: not a JSON array (%s)",
@@ -345,7 +348,7 @@ static void on_info(const struct sr_http_result *res, void *arg)
     d->step_req = NULL;
     if (!check_answer(d, res, "GET /info"))
         return;
-    json_t *o = json_loadb(res->body, res->len, 0, NULL);
+    json_t *o = json_loadb(res->body, res->len, JSON_ALLOW_NUL, NULL);
     const json_t *swarm = json_object_get(o, "Swarm");
     const json_t *state = json_object_get(swarm, "LocalNodeState");
     const json_t *control = json_object_get(swarm, "ControlAvailable");
@@ -381,7 +384,7 @@ static void on_version(const struct sr_http_result *res, void *arg)
     d->step_req = NULL;
     if (!check_answer(d, res, "GET /version"))
         return;
-    json_t *o = json_loadb(res->body, res->len, 0, NULL);
+    json_t *o = json_loadb(res->body, res->len, JSON_ALLOW_NUL, NULL);
     const json_t *v = json_object_get(o, "Version");
     snprintf(d->status.engine_version, sizeof(d->status.engine_version), "%s",
              json_is_string(v) ? json_string_value(v) : "unknown");

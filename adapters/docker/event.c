@@ -27,7 +27,7 @@ int sr_docker__event_parse(const char *line, size_t len, struct sr_docker_event 
     static const char *const task_actions[] = {"start", "die", "destroy", NULL};
     json_error_t jerr;
     memset(ev, 0, sizeof(*ev));
-    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (o == NULL) {
         snprintf(err, errlen, "invalid JSON: %s", jerr.text);
         return -1;

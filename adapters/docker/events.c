@@ -102,7 +102,7 @@ static void start_refresh(struct sr_docker *d, struct sr_docker__refresh *r)
  * (running == desired, or gone), false when it is still converging. */
 static bool apply_refresh(struct sr_docker *d, const char *id, const struct sr_http_result *res)
 {
-    json_t *arr = json_loadb(res->body, res->len, 0, NULL);
+    json_t *arr = json_loadb(res->body, res->len, JSON_ALLOW_NUL, NULL);
     if (!json_is_array(arr)) {
         json_decref(arr);
         sr_log(SR_LOG_WARNING, LOGGER, "refresh of service %s: answer is not a JSON array", id);

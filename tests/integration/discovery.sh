@@ -120,4 +120,19 @@ docker service rm "${P}bad" >/dev/null
 gone() { curl -sf "$URL/services/${P}bad" >/dev/null && return 1; return 0; }
 poll_until 10 gone; ok $? "a removed service leaves the cache"
 
+# A label value holding \u0000 (the CLI cannot set one; the API can) used
+# to fail every full refresh: the service is listed, and so are the others.
+SR_SERVICES+=("${P}nul")
+curl -s --unix-socket /var/run/docker.sock -H 'Content-Type: application/json' \
+    -d '{"Name":"'"${P}nul"'","Labels":{"autoscaler.enabled":"true","note":"a\u0000b"},
+         "TaskTemplate":{"ContainerSpec":{"Image":"local/busybox:1"}},
+         "Mode":{"Replicated":{"Replicas":0}}}' \
+    http://localhost/v1.41/services/create >/dev/null
+nul_listed() { curl -sf "$URL/services/${P}nul" | jq -e '.labels.note == "a\u0000b"' >/dev/null; }
+poll_until 10 nul_listed; ok $? "a service with NUL in a label value is listed, the value intact"
+r0=$(resyncs)
+poll_until 10 two_more; ok $? "full refreshes go on with it"
+curl -sf "$URL/services/${P}good" >/dev/null; ok $? "... and the other services stay listed"
+is "$(curl -s "$URL/health" | jq -r .docker.state)" connected "... and Docker is still reported connected"
+
 done_testing

@@ -3,6 +3,11 @@
  * a broker restart. */
 #include "publisher/publisher_internal.h"
 
+unsigned sr_publisher__attempt_after(unsigned attempt, double lived)
+{
+    return lived >= SR_PUB_HEALTHY_SEC ? 0 : attempt;
+}
+
 double sr_publisher__backoff(unsigned attempt, double rand01)
 {
     double ceiling = SR_PUB_BACKOFF_MIN;

@@ -115,6 +115,12 @@ void sr_publisher__url_display(const struct sr_pub_url *u, char *buf, size_t len
  * of 0.5 s doubling up to 30 s, jittered down to half of it by `rand01`
  * (in [0,1)) so many registries don't reconnect in lockstep. */
 double sr_publisher__backoff(unsigned attempt, double rand01);
+/* A connection that lived this long was a good one: the retries after it
+ * start again from the shortest delay. One that dies sooner (a broker
+ * that accepts the login, then closes the channel) keeps backing off. */
+#define SR_PUB_HEALTHY_SEC 10.0
+/* The attempt count to back off with after a connection of `lived` s. */
+unsigned sr_publisher__attempt_after(unsigned attempt, double lived);
 
 /* ---- the AMQP connection (link.c), publisher thread only ------------------ */
 
@@ -194,6 +200,7 @@ struct sr_publisher {
     struct sr_pub_outbox ob;
     struct sr_pub_link *link;
     uint64_t published, connects;
+    double connected_at; /* sr_mono() when the link came up */
     uint64_t next_seq; /* message_ids number messages in outbox order */
     uint64_t rng;
     uint64_t drops_logged;

@@ -195,7 +195,7 @@ static bool try_connect(struct sr_publisher *p, unsigned *attempt, double *next_
     }
     p->link = l;
     p->connects++;
-    *attempt = 0;
+    p->connected_at = sr_mono();
     sr_publisher__outbox_reset(&p->ob);
     set_state(p, SR_PUBLISHER_CONNECTED, NULL);
     sr_log(SR_LOG_INFO, LOGGER, "connected to %s, exchange %s (%zu message(s) queued)", p->broker,
@@ -271,6 +271,10 @@ void *sr_publisher__run(void *arg)
                        p->broker, err, p->ob.count);
                 drop_link(p, false);
                 set_state(p, SR_PUBLISHER_DISCONNECTED, err);
+                /* Not from 0 on every connect: a broker that takes the
+                 * login and then drops us would be retried 3 times a
+                 * second, re-sending the unconfirmed messages each time. */
+                attempt = sr_publisher__attempt_after(attempt, sr_mono() - p->connected_at);
                 next_try = sr_mono() + sr_publisher__backoff(attempt++, rand01(p));
             }
         }

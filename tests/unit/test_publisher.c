@@ -341,6 +341,12 @@ static void test_backoff(void)
     is_dbl(sr_publisher__backoff(6, 0.999999), 30.0, 1e-4, "capped at 30 s");
     is_dbl(sr_publisher__backoff(1000000, 0.999999), 30.0, 1e-4, "still capped, no overflow");
     is_dbl(sr_publisher__backoff(1000000, 0), 15.0, 1e-9, "jitter keeps half the ceiling");
+    /* Dropped soon after connecting (the broker took the login, then closed
+     * the channel): the backoff goes on growing; after a good connection it
+     * starts again. */
+    is_int(sr_publisher__attempt_after(5, 0.3), 5, "a connection that died at once: keep backing off");
+    is_int(sr_publisher__attempt_after(5, SR_PUB_HEALTHY_SEC - 0.1), 5, "... just under the healthy time");
+    is_int(sr_publisher__attempt_after(5, SR_PUB_HEALTHY_SEC), 0, "a connection that lived: start over");
     is_dbl(sr_publisher__backoff(0, -1), 0.25, 1e-9, "a bad random number is clamped");
 }
 

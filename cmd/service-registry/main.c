@@ -205,6 +205,10 @@ int main(int argc, char **argv)
     struct sr_config cfg;
     char err[512];
     if (sr_config_load(&cfg, env_get, NULL, err, sizeof(err)) != 0) {
+        /* The message quotes the bad value: keep it one line whatever it holds. */
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
         fprintf(stderr, "service-registry: %s\n", err);
         return EXIT_CONFIG;
     }

@@ -5,11 +5,12 @@ source "$SR_SRCDIR/tests/lib/tap.sh"
 source "$SR_SRCDIR/tests/lib/registry.sh"
 
 bad_env() { # VAR VALUE
-    local err rc
+    local err rc v
+    v=$(printf '%q' "$2") # a value with a newline stays on the test's line
     err=$(env -i PATH="$PATH" "$1=$2" "$SR_BIN" 2>&1 >/dev/null); rc=$?
-    is "$rc" 2 "$1=$2 exits 2"
-    is "$(printf '%s\n' "$err" | wc -l)" 1 "$1=$2 prints one line"
-    [[ "$err" == *"$1"* ]]; ok $? "$1=$2 message names the variable: $err"
+    is "$rc" 2 "$1=$v exits 2"
+    is "$(printf '%s\n' "$err" | wc -l)" 1 "$1=$v prints one line"
+    [[ "$err" == *"$1"* ]]; ok $? "$1=$v message names the variable: $err"
 }
 bad_env HOST 0.0.0.0:5001
 bad_env PORT abc
@@ -20,6 +21,8 @@ bad_env METRICS_REFRESH_INTERVAL_SEC x
 bad_env LOG_LEVEL LOUD
 bad_env DOCKER_BASE_URL ftp://example
 bad_env ROLE autoscaler
+bad_env PORT $'50\n01'
+bad_env LOG_LEVEL $'INFO\r\nERROR fake line'
 
 out=$("$SR_BIN" --help); ok $? "--help exits 0"
 [[ "$out" == *DOCKER_BASE_URL* ]]; ok $? "--help lists the variables"

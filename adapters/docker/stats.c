@@ -53,13 +53,14 @@ static void compute_memory(const json_t *stats, struct sr_container_stats *out)
         return;
     uint64_t used = u64(usage);
     const json_t *st = json_object_get(mem, "stats");
-    /* cgroup v1 reports total_inactive_file, v2 inactive_file; the CLI
-     * subtracts whichever exists and is smaller than usage. */
+    /* cgroup v1 reports total_inactive_file, v2 inactive_file. As the
+     * CLI (calculateMemUsageUnixNoCache): v1's if present and below usage,
+     * else v2's if below usage (a missing one counts as 0). */
     const json_t *v1 = json_object_get(st, "total_inactive_file");
     const json_t *v2 = json_object_get(st, "inactive_file");
     if (v1 != NULL && u64(v1) < used)
         used -= u64(v1);
-    else if (v1 == NULL && v2 != NULL && u64(v2) < used)
+    else if (v2 != NULL && u64(v2) < used)
         used -= u64(v2);
     out->mem_used = used;
     out->mem_limit = u64(json_object_get(mem, "limit"));

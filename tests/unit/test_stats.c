@@ -78,6 +78,15 @@ int main(void)
     is_int(s.pids, 5, "v2: pids");
     json_decref(v2);
 
+    /* Both keys, the v1 one not below usage: the CLI falls through to the
+     * v2 one (calculateMemUsageUnixNoCache). */
+    json_t *both = json_loads("{\"memory_stats\":{\"usage\":1000,\"limit\":4000,\"stats\":{"
+                              "\"total_inactive_file\":1000,\"inactive_file\":200}}}",
+                              0, NULL);
+    sr_stats_compute(both, &s);
+    is_int(s.mem_used, 800, "total_inactive_file not below usage: inactive_file is used");
+    json_decref(both);
+
     /* cgroup v1 ops are capitalised and include Total, which must not count. */
     json_t *v1 = json_loads(
         "{\"blkio_stats\":{\"io_service_bytes_recursive\":[{\"op\":\"Read\",\"value\":10},{\"op\":"

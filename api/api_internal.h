@@ -547,6 +547,11 @@ extern const struct sr_api__proto sr_api__http2;
 int sr_api__http1_attach(struct sr_api__conn *c);
 int sr_api__http2_attach(struct sr_api__conn *c);
 
+/* Appends a GOAWAY frame (RFC 9113 §6.8) written by hand, for when no
+ * nghttp2 session can send one (refused, or failed). 0 or -1. */
+struct evbuffer;
+int sr_api__h2_goaway(struct evbuffer *out, uint32_t last, uint32_t code, const char *debug);
+
 /* The request an HTTP/1.1 Upgrade: h2c hands to HTTP/2 as stream 1. */
 struct sr_api__upgrade {
     const unsigned char *settings; /* decoded HTTP2-Settings payload */

@@ -935,21 +935,25 @@ static uint32_t scan(struct h2 *h2, const uint8_t *p, size_t n)
  * still learn why (RFC 9113 §5.4.1): a GOAWAY written by hand. */
 static int goaway_calm(struct h2 *h2, const char *why)
 {
-    size_t dlen = strlen(why);
-    uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(h2->session);
-    size_t len = 8 + dlen;
-    uint8_t f[9 + 8] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, NGHTTP2_GOAWAY};
-    f[9] = (uint8_t)(last >> 24 & 0x7f);
-    f[10] = (uint8_t)(last >> 16);
-    f[11] = (uint8_t)(last >> 8);
-    f[12] = (uint8_t)last;
-    f[16] = NGHTTP2_ENHANCE_YOUR_CALM;
-    struct evbuffer *out = bufferevent_get_output(h2->conn->bev);
     h2->failed = true;
     evbuffer_drain(bufferevent_get_input(h2->conn->bev), (size_t)-1);
-    if (evbuffer_add(out, f, sizeof(f)) != 0 || evbuffer_add(out, why, dlen) != 0)
+    uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(h2->session);
+    if (sr_api__h2_goaway(bufferevent_get_output(h2->conn->bev), last, NGHTTP2_ENHANCE_YOUR_CALM,
+                          why) != 0)
         return SR_API_CONN_CLOSE;
     return SR_API_CONN_FLUSH_CLOSE;
+}
+
+int sr_api__h2_goaway(struct evbuffer *out, uint32_t last, uint32_t code, const char *debug)
+{
+    size_t dlen = strlen(debug), len = 8 + dlen;
+    uint8_t f[9 + 8] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len, NGHTTP2_GOAWAY};
+    for (int i = 0; i < 4; i++) {
+        f[9 + i] = (uint8_t)(last >> (24 - 8 * i));
+        f[13 + i] = (uint8_t)(code >> (24 - 8 * i));
+    }
+    f[9] &= 0x7f; /* the reserved bit */
+    return evbuffer_add(out, f, sizeof(f)) != 0 || evbuffer_add(out, debug, dlen) != 0 ? -1 : 0;
 }
 
 static int on_read(struct sr_api__conn *c)

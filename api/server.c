@@ -231,17 +231,9 @@ static void refuse(struct sr_api__conn *c, bool h2)
     if (h2) {
         /* Server preface (empty SETTINGS), then GOAWAY: last stream 0,
          * REFUSED_STREAM, debug data naming the cause (RFC 9113 §6.8). */
-        static const char debug[] = "too many connections";
-        unsigned char f[9 + 9 + 8 + sizeof(debug) - 1] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
-        size_t len = 8 + sizeof(debug) - 1;
-        unsigned char *g = f + 9;
-        g[0] = 0;
-        g[1] = (unsigned char)(len >> 8);
-        g[2] = (unsigned char)len;
-        g[3] = 7; /* GOAWAY; flags 0, stream 0, last-stream-id 0 */
-        g[9 + 7] = 7; /* REFUSED_STREAM */
-        memcpy(g + 17, debug, sizeof(debug) - 1);
-        evbuffer_add(out, f, sizeof(f));
+        static const unsigned char settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+        evbuffer_add(out, settings, sizeof(settings));
+        sr_api__h2_goaway(out, 0, 7 /* REFUSED_STREAM */, "too many connections");
     } else {
         char body[160], head[512];
         int blen = snprintf(body, sizeof(body),

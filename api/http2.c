@@ -356,6 +356,12 @@ static size_t response_fields(struct stream *s, struct hvalues *v, struct sr_api
     return n;
 }
 
+/* The response's content goes out as DATA (else HEADERS end the stream). */
+static bool sends_body(const struct stream *s)
+{
+    return !s->head && s->body->r.status != 304 && sr_api__response_length(&s->body->r) > 0;
+}
+
 /* Submits the response in *r (taken over; kept until the stream closes). */
 static void respond(struct stream *s, struct sr_api__response *r)
 {
@@ -369,12 +375,10 @@ static void respond(struct stream *s, struct sr_api__response *r)
         return;
     }
     set_body(s, r);
-    r = &s->body->r;
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_body};
-    bool nobody = s->head || r->status == 304 || sr_api__response_length(r) == 0;
     s->responded = true;
     /* No fields: on_send writes the header block. */
-    int rv = nghttp2_submit_response(h2->session, s->id, NULL, 0, nobody ? NULL : &dp);
+    int rv = nghttp2_submit_response(h2->session, s->id, NULL, 0, sends_body(s) ? &dp : NULL);
     if (rv != 0)
         sr_log(SR_LOG_DEBUG, "api", "%s: stream %" PRId32 ": cannot respond: %s", h2->conn->peer,
                s->id, nghttp2_strerror(rv));
@@ -776,8 +780,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
  * and has its own bounds). */
 static bool unfinished(const struct stream *s)
 {
-    return s->responded && s->sse == NULL && s->body != NULL && !s->head &&
-           s->body->r.status != 304 && s->wire_off < sr_api__response_length(&s->body->r);
+    return s->responded && s->sse == NULL && s->body != NULL && sends_body(s) &&
+           s->wire_off < sr_api__response_length(&s->body->r);
 }
 
 static bool response_unfinished(const struct h2 *h2)

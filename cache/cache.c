@@ -543,34 +543,94 @@ size_t sr_cache_clear(struct sr_cache *cache)
     return n;
 }
 
-int sr_cache_set_metrics(struct sr_cache *cache, const char *service_id, json_t *doc)
+static int cmp_id_item(const void *a, const void *b)
+{
+    return strcmp((*(struct sr_metrics_item *const *)a)->service_id,
+                  (*(struct sr_metrics_item *const *)b)->service_id);
+}
+
+/* Orders a batch's items (pointers) by service id, then by position, so the
+ * last item for an id is the one that stays. */
+static int cmp_item(const void *a, const void *b)
+{
+    const struct sr_metrics_item *x = *(struct sr_metrics_item *const *)a;
+    const struct sr_metrics_item *y = *(struct sr_metrics_item *const *)b;
+    int c = strcmp(x->service_id, y->service_id);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
+size_t sr_cache_set_metrics_batch(struct sr_cache *cache, struct sr_metrics_item *items, size_t n)
 {
     struct changes ch = {0};
     struct draft d;
+    struct sr_svc **byid = NULL, **entry = sr_calloc(n ? n : 1, sizeof(*entry));
+    struct sr_metrics_item **order = sr_calloc(n ? n : 1, sizeof(*order));
+    size_t stored = 0;
     pthread_mutex_lock(&cache->write_mu);
     const struct sr_snapshot *cur = cache->current;
-    const struct sr_svc *svc = sr_snapshot_find_id(cur, service_id);
-    if (svc == NULL) { /* left the cache meanwhile: nothing to attach it to */
-        pthread_mutex_unlock(&cache->write_mu);
-        json_decref(doc);
-        return 0;
+    /* One id-sorted index of the services, so n items cost n log N, not n N. */
+    byid = sr_calloc(cur->n ? cur->n : 1, sizeof(*byid));
+    memcpy(byid, cur->svcs, cur->n * sizeof(*byid));
+    qsort(byid, cur->n, sizeof(*byid), cmp_id);
+    for (size_t i = 0; i < n; i++) {
+        struct sr_metrics_item *it = &items[i];
+        struct sr_svc key = {.id = (char *)it->service_id}, *kp = &key;
+        struct sr_svc **svc = bsearch(&kp, byid, cur->n, sizeof(*byid), cmp_id);
+        order[i] = it;
+        if (svc == NULL) { /* left the cache meanwhile: nothing to attach it to */
+            json_decref(it->doc);
+            it->result = 0;
+        } else if ((entry[i] = entry_new((*svc)->id, (*svc)->name, it->doc)) == NULL) {
+            it->result = -1;
+        } else {
+            it->result = 1;
+            stored++;
+            changes_push(&ch, SR_CHANGE_METRICS, entry[i]);
+        }
+        it->doc = NULL;
     }
-    struct sr_svc *m = entry_new(svc->id, svc->name, doc);
-    if (m == NULL) {
+    free(byid);
+    if (stored == 0) {
         pthread_mutex_unlock(&cache->write_mu);
-        return -1;
+        goto done;
     }
+
+    /* The new metrics: the stored items (the last one per id), then every
+     * current entry no item replaces. */
+    qsort(order, n, sizeof(*order), cmp_item);
     draft_from(cur, NULL, 0, &d);
-    d.mets = sr_calloc(cur->nmets + 1, sizeof(*d.mets));
+    d.mets = sr_calloc(cur->nmets + stored, sizeof(*d.mets));
     d.nmets = 0;
-    for (size_t i = 0; i < cur->nmets; i++)
-        if (strcmp(cur->mets[i]->id, service_id) != 0)
+    size_t nkeep = 0; /* order[0..nkeep) = the stored items' last per id */
+    for (size_t i = 0; i < n; i++) {
+        if (order[i]->result != 1)
+            continue;
+        if (nkeep > 0 && strcmp(order[nkeep - 1]->service_id, order[i]->service_id) == 0)
+            nkeep--;
+        order[nkeep++] = order[i];
+    }
+    for (size_t i = 0; i < nkeep; i++)
+        d.mets[d.nmets++] = sr_svc_incref(entry[order[i] - items]);
+    for (size_t i = 0; i < cur->nmets; i++) {
+        struct sr_metrics_item key = {.service_id = cur->mets[i]->id}, *kp = &key;
+        if (bsearch(&kp, order, nkeep, sizeof(*order), cmp_id_item) == NULL)
             d.mets[d.nmets++] = sr_svc_incref(cur->mets[i]);
-    d.mets[d.nmets++] = m;
-    changes_push(&ch, SR_CHANGE_METRICS, m);
+    }
     commit(cache, &d, &ch, SR_COMMIT_METRICS, 0);
+done:
     changes_free(&ch);
-    return 1;
+    for (size_t i = 0; i < n; i++)
+        sr_svc_release(entry[i]);
+    free(entry);
+    free(order);
+    return stored;
+}
+
+int sr_cache_set_metrics(struct sr_cache *cache, const char *service_id, json_t *doc)
+{
+    struct sr_metrics_item it = {.service_id = service_id, .doc = doc};
+    sr_cache_set_metrics_batch(cache, &it, 1);
+    return it.result;
 }
 
 /* Listeners are called with write_mu held (commit), so taking it here

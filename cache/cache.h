@@ -178,6 +178,23 @@ size_t sr_cache_clear(struct sr_cache *cache);
  * sample time moved. */
 int sr_cache_set_metrics(struct sr_cache *cache, const char *service_id, json_t *doc);
 
+/* One item of a metrics batch: the caller fills service_id and doc (stolen),
+ * the cache sets result as sr_cache_set_metrics would return it. */
+struct sr_metrics_item {
+    const char *service_id;
+    json_t *doc;
+    int result;
+};
+
+/* Stores many services' metrics in one commit: one snapshot rebuild for
+ * the lot, where one sr_cache_set_metrics per service rebuilds it each time
+ * (a round over N services would cost N^2). Every stored item is still its
+ * own change, with its own revision and metrics.{name} event, in item order;
+ * for an id given twice the later item is what stays. Returns how many were
+ * stored. */
+size_t sr_cache_set_metrics_batch(struct sr_cache *cache, struct sr_metrics_item *items,
+                                  size_t n);
+
 /* ---- bookkeeping --------------------------------------------------------- */
 
 /* What the Docker adapter reports about its connection. The cache only

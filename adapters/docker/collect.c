@@ -7,8 +7,11 @@
  * answers each after two of its ~1 s collection cycles, so N calls in
  * parallel cost about one call, N in a row N seconds. SR_DOCKER_STATS_FLIGHT
  * caps the calls in flight over all rounds (more wait for a free slot); each
- * has its own SR_DOCKER_STATS_TIMEOUT. A service's document is stored as soon
- * as its last call answers.
+ * has its own SR_DOCKER_STATS_TIMEOUT. A service's document is stored once
+ * its last call answered: at once for a single-service round; for a periodic
+ * round, with the others that are ready, in one cache commit at most every
+ * SR_DOCKER_METRICS_BATCH seconds (and when the round ends). One commit per
+ * service would rebuild the snapshot N times a round: N^2 for N services.
  *
  * Periodic rounds never overlap: the next one is armed when one ends, for
  * metrics_sec after it began (at once if it took longer). Requests for the
@@ -57,6 +60,11 @@ struct sr_docker__round {
     size_t nsvcs;
     size_t sampled, errors;
     int status; /* single-service round: what the waiters get */
+    /* Periodic round: documents waiting for the next batch commit. */
+    struct sr_metrics_item *batch;
+    size_t nbatch, batch_cap;
+    struct event *batch_timer;
+    double batch_last; /* sr_mono() of the last commit */
 };
 
 static struct timeval tv_of(double sec)
@@ -81,6 +89,11 @@ void sr_docker__collect_answer(struct sr_docker__collect_req *list, int status)
 
 static void round_free(struct sr_docker__round *r)
 {
+    for (size_t i = 0; i < r->nbatch; i++) /* not stored: Docker went away */
+        json_decref(r->batch[i].doc);
+    free(r->batch);
+    if (r->batch_timer != NULL)
+        event_free(r->batch_timer);
     for (size_t i = 0; i < r->nsvcs; i++) {
         sr_svc_release(r->svcs[i].svc);
         json_decref(r->svcs[i].errors);
@@ -108,12 +121,51 @@ static void full_failed(struct sr_docker *d, const char *why)
     snprintf(d->metrics_error, sizeof(d->metrics_error), "%s", why);
 }
 
+/* Stores a periodic round's waiting documents in one commit. The entries
+ * their service ids point into are the round's own references. */
+static void batch_commit(struct sr_docker__round *r)
+{
+    if (r->batch_timer != NULL)
+        evtimer_del(r->batch_timer);
+    r->batch_last = sr_mono();
+    if (r->nbatch == 0)
+        return;
+    /* An id the cache no longer holds: that service left meanwhile, and its
+     * metrics go with it. */
+    sr_cache_set_metrics_batch(r->d->cache, r->batch, r->nbatch);
+    r->nbatch = 0;
+}
+
+static void on_batch_timer(int fd, short kind, void *arg)
+{
+    (void)fd;
+    (void)kind;
+    batch_commit(arg);
+}
+
+static void batch_add(struct sr_docker__round *r, const char *service_id, json_t *doc)
+{
+    if (r->nbatch == r->batch_cap) {
+        r->batch_cap = r->batch_cap ? r->batch_cap * 2 : 16;
+        r->batch = sr_realloc(r->batch, r->batch_cap * sizeof(*r->batch));
+    }
+    r->batch[r->nbatch++] = (struct sr_metrics_item){.service_id = service_id, .doc = doc};
+    if (r->batch_timer == NULL)
+        r->batch_timer = evtimer_new(r->d->base, on_batch_timer, r);
+    if (!evtimer_pending(r->batch_timer, NULL)) {
+        /* Whatever else is ready by then shares the commit. */
+        struct timeval tv = tv_of(r->batch_last + SR_DOCKER_METRICS_BATCH - sr_mono());
+        evtimer_add(r->batch_timer, &tv);
+    }
+}
+
 /* Ends a round that has been unlinked from d->rounds. */
 static void round_end(struct sr_docker__round *r, const char *failure)
 {
     struct sr_docker *d = r->d;
     double ms = (sr_mono() - r->t0) * 1000.0;
     if (r->full) {
+        batch_commit(r);
         d->full_round = false;
         if (failure != NULL) {
             full_failed(d, failure);
@@ -166,8 +218,10 @@ static void store_svc(struct sr_docker__round *r, struct rsvc *s)
     for (size_t i = 0; i < s->n; i++)
         r->sampled += in.tasks[i].state == SR_METRICS_SAMPLED;
     json_t *doc = sr_metrics_build(&in);
+    if (r->full && doc != NULL)
+        batch_add(r, sr_svc_id(s->svc), doc);
     /* 0: the service left the cache meanwhile; its metrics go with it. */
-    if (doc == NULL || sr_cache_set_metrics(r->d->cache, sr_svc_id(s->svc), doc) != 1)
+    else if (doc == NULL || sr_cache_set_metrics(r->d->cache, sr_svc_id(s->svc), doc) != 1)
         r->status = -1;
 }
 

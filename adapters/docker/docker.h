@@ -35,8 +35,9 @@
  *   handle (at most 64 in flight, 10 s each), so a round takes about one
  *   stats call (~1-2 s, the daemon waits for two collection cycles), not N.
  *   Tasks on other nodes are listed without numbers (only their own daemon
- *   serves their stats). Each service's document goes to
- *   sr_cache_set_metrics when its last call answers; a container that
+ *   serves their stats). Each service's document is stored once its last
+ *   call answers, with the others ready by then in one
+ *   sr_cache_set_metrics_batch at most every 100 ms; a container that
  *   vanished meanwhile (404, or an object without numbers) is left out, not
  *   an error. Rounds never overlap; a failed task list is logged once and
  *   retried at the next period. "metrics round: N containers in X ms" is
@@ -100,7 +101,7 @@ int sr_docker_request_resync(struct sr_docker *d, sr_docker_done_cb cb, void *ar
 
 /* Collects the metrics of one cached service now: its running tasks
  * (GET /tasks filtered by service) and the stats of its containers on this
- * node, stored with sr_cache_set_metrics like a periodic round's; then `cb`
+ * node, stored at once with sr_cache_set_metrics; then `cb`
  * (may be NULL) runs on the docker thread with 0, or < 0 when the service is
  * not cached (or left meanwhile), Docker was never reached, or the task list
  * failed. Failed stats calls of single containers are not a failure: they

@@ -28,6 +28,7 @@
 #define SR_DOCKER_SETTLE_POLLS 5    /* follow-ups after an event: 0.5, 1, 2, 4, 8 s */
 #define SR_DOCKER_STATS_FLIGHT 64   /* stats calls in flight, all metrics rounds together */
 #define SR_DOCKER_STATS_TIMEOUT 10  /* seconds, one GET /containers/{id}/stats */
+#define SR_DOCKER_METRICS_BATCH 0.1 /* s: a periodic round stores at most this often */
 
 struct event;
 struct event_base;

@@ -55,6 +55,57 @@ static void on_events(struct sr_event *const *evs, size_t n, void *arg)
     h->log[(*h->nlog)++] = h->tag;
 }
 
+/* A metrics batch is one commit, with one change (and event) per item. */
+static void test_metrics_batch(void)
+{
+    struct sr_cache *c = sr_cache_new();
+    struct sr_svc *three[3] = {svc("b-1", "one", 1), svc("b-2", "two", 1), svc("b-3", "three", 1)};
+    sr_cache_replace(c, three, 3, NULL); /* revisions 1..3, services.updated 4 */
+    is_int(sr_cache_set_metrics(c, "b-3", json_pack("{s:i}", "cpu", 3)), 1, "b-3 has metrics");
+    struct seen seen = {.versions_grow = 1};
+    sr_cache_add_listener(c, on_change, &seen);
+    struct sr_metrics_item items[] = {
+        {"b-1", json_pack("{s:i}", "cpu", 10), 7},
+        {"gone", json_pack("{s:i}", "cpu", 11), 7},
+        {"b-2", json_pack("[i]", 12), 7},
+        {"b-2", json_pack("{s:i}", "cpu", 13), 7},
+        {"b-1", json_pack("{s:i}", "cpu", 14), 7},
+    };
+    is_int(sr_cache_set_metrics_batch(c, items, 5), 3, "three of five stored");
+    is_int(items[0].result, 1, "item 0 stored");
+    is_int(items[1].result, 0, "an unknown service: 0");
+    is_int(items[2].result, -1, "not an object: -1");
+    is_int(items[3].result, 1, "item 3 stored");
+    ok(items[0].doc == NULL && items[1].doc == NULL && items[4].doc == NULL, "docs stolen");
+    is_int(seen.calls, 1, "one commit for the batch");
+    is_int(seen.reason, SR_COMMIT_METRICS, "reason metrics");
+    is_int(seen.last_version, 8, "one revision per stored item (6, 7, 8)");
+    struct sr_snapshot *s = sr_cache_acquire(c);
+    is_int(sr_snapshot_version(s), 8, "snapshot at the last revision");
+    is_int(sr_snapshot_metrics_count(s), 3, "three metrics entries");
+    is_str(sr_svc_body(sr_snapshot_metrics(s, "one"), NULL), "{\"cpu\":14}",
+           "the later item of an id stays");
+    is_str(sr_svc_body(sr_snapshot_metrics(s, "two"), NULL), "{\"cpu\":13}", "two stored");
+    is_str(sr_svc_body(sr_snapshot_metrics(s, "three"), NULL), "{\"cpu\":3}",
+           "an entry the batch does not name is kept");
+    sr_snapshot_release(s);
+    struct sr_event *evs[8];
+    uint64_t oldest;
+    size_t n = sr_cache_events_since(c, 5, evs, 8, &oldest);
+    is_int(n, 3, "three events");
+    is_str(sr_event_key(evs[0]), "metrics.one", "events in item order (0)");
+    is_str(sr_event_key(evs[1]), "metrics.two", "events in item order (1)");
+    is_str(sr_event_key(evs[2]), "metrics.one", "events in item order (2)");
+    for (size_t i = 0; i < n; i++)
+        sr_event_release(evs[i]);
+    struct sr_metrics_item none[] = {{"gone", json_pack("{s:i}", "cpu", 1), 7}};
+    is_int(sr_cache_set_metrics_batch(c, none, 1), 0, "nothing stored");
+    is_int(sr_cache_set_metrics_batch(c, NULL, 0), 0, "empty batch");
+    is_int(seen.calls, 1, "no commit when nothing is stored");
+    is_int(sr_cache_version(c), 8, "version unchanged");
+    sr_cache_free(c);
+}
+
 static void test_event_listener_removal(void)
 {
     struct sr_cache *c = sr_cache_new();
@@ -274,6 +325,8 @@ int main(void)
     sr_cache_get_stats(c, &st);
     is_int(st.metrics, 0, "clear drops metrics");
     sr_cache_free(c);
+
+    test_metrics_batch();
 
     /* The change feed. */
     c = sr_cache_new();

@@ -394,6 +394,12 @@ char *sr_api__prom_metrics(const struct sr_api__prom_input *in, size_t *len)
            "Messages the broker confirmed.", num(json_object_get(p, "confirmed"), 0));
     single(&b, "swarm_registry_publisher_dropped_total", "counter",
            "Messages dropped from a full outbox.", num(json_object_get(p, "dropped"), 0));
+    single(&b, "swarm_registry_publisher_refused_total", "counter",
+           "Messages dropped as larger than the broker's max_message_size.",
+           num(json_object_get(p, "refused"), 0));
+    single(&b, "swarm_registry_publisher_blocked", "gauge",
+           "1 while the broker blocks publishing (a resource alarm), else 0.",
+           json_is_string(json_object_get(p, "blocked")));
     single(&b, "swarm_registry_publisher_queued_messages", "gauge",
            "Messages in the outbox, not yet confirmed.", num(json_object_get(p, "queued"), 0));
 

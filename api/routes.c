@@ -422,6 +422,9 @@ json_t *sr_api__health_json(const struct sr_api__router *rt, int *http_status)
         json_array_append_new(
             reasons, reason_str(what, json_string_value(json_object_get(pub, "last_error"))));
     }
+    const char *blocked = json_string_value(json_object_get(pub, "blocked"));
+    if (enabled && blocked != NULL) /* a resource alarm: nothing gets published */
+        json_array_append_new(reasons, reason_str("publisher blocked by the broker", blocked));
     if (src->state != SR_SOURCE_CONNECTED)
         status = "unhealthy";
     else if (json_array_size(reasons) > 0)

@@ -17,6 +17,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,6 +36,8 @@
 struct sr_pub_link {
     amqp_connection_state_t conn;
     uint64_t next_tag; /* confirm mode numbers publishes from 1 per channel */
+    size_t max_size;   /* the broker's max_message_size, once it refused one */
+    char blocked[128]; /* connection.blocked's reason while blocked */
 };
 
 /* strerror, first letter lowercased, to read well after a colon. */
@@ -155,6 +158,25 @@ static void close_reason(const amqp_method_t *m, char *buf, size_t len)
     snprintf(buf, len, "%u %.*s", code, (int)text.len, (const char *)text.bytes);
 }
 
+size_t sr_publisher__refused_limit(unsigned code, const char *text, size_t len)
+{
+    /* RabbitMQ: "PRECONDITION_FAILED - message size 3000 is larger than
+     * configured max size 2048" (or "... than max size M", its hard cap). */
+    char buf[256];
+    if (code != 406)
+        return 0;
+    snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), text);
+    const char *p = strstr(buf, "message size ");
+    if (p == NULL || (p = strstr(p, " max size ")) == NULL)
+        return 0;
+    p += strlen(" max size ");
+    if (!isdigit((unsigned char)*p))
+        return 0;
+    char *end;
+    unsigned long long v = strtoull(p, &end, 10);
+    return v > 0 && v <= SIZE_MAX ? (size_t)v : 0;
+}
+
 /* The broker closed the channel or the connection: say OK, as the protocol
  * asks, so it can log a clean close rather than a dropped socket. */
 static void ack_close(amqp_connection_state_t conn, const amqp_method_t *m, amqp_channel_t ch)
@@ -217,8 +239,18 @@ struct sr_pub_link *sr_publisher__link_open(const struct sr_pub_url *u, const ch
     amqp_set_handshake_timeout(conn, &tv);
     amqp_set_rpc_timeout(conn, &tv);
 
-    r = amqp_login(conn, u->vhost, AMQP_DEFAULT_MAX_CHANNELS, AMQP_DEFAULT_FRAME_SIZE,
-                   HEARTBEAT_SEC, AMQP_SASL_METHOD_PLAIN, u->user, u->password);
+    /* librabbitmq adds its own capabilities to these; without
+     * connection.blocked a broker under a resource alarm would just stop
+     * reading our publishes, and /health could not say why. */
+    amqp_table_entry_t cap = {.key = amqp_cstring_bytes("connection.blocked"),
+                              .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    amqp_table_entry_t prop = {.key = amqp_cstring_bytes("capabilities"),
+                               .value = {.kind = AMQP_FIELD_KIND_TABLE,
+                                         .value.table = {.num_entries = 1, .entries = &cap}}};
+    amqp_table_t props = {.num_entries = 1, .entries = &prop};
+    r = amqp_login_with_properties(conn, u->vhost, AMQP_DEFAULT_MAX_CHANNELS,
+                                   AMQP_DEFAULT_FRAME_SIZE, HEARTBEAT_SEC, &props,
+                                   AMQP_SASL_METHOD_PLAIN, u->user, u->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         /* A broker without authentication_failure_close just hangs up. */
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
@@ -265,6 +297,16 @@ fail:
         amqp_destroy_connection(conn);
     }
     return NULL;
+}
+
+size_t sr_publisher__link_max_size(const struct sr_pub_link *l)
+{
+    return l->max_size;
+}
+
+const char *sr_publisher__link_blocked(const struct sr_pub_link *l)
+{
+    return l->blocked;
 }
 
 int sr_publisher__link_fd(const struct sr_pub_link *l)
@@ -336,6 +378,12 @@ int sr_publisher__link_drain(struct sr_pub_link *l, sr_publisher__confirm_cb cb,
             break;
         }
         case AMQP_CHANNEL_CLOSE_METHOD:
+            if (l->max_size == 0) {
+                const amqp_channel_close_t *c = m->decoded;
+                l->max_size = sr_publisher__refused_limit(c->reply_code, c->reply_text.bytes,
+                                                          c->reply_text.len);
+            }
+            /* fall through */
         case AMQP_CONNECTION_CLOSE_METHOD:
             close_reason(m, why, sizeof(why));
             snprintf(err, errlen, "%s closed by the broker: %s",
@@ -345,11 +393,15 @@ int sr_publisher__link_drain(struct sr_pub_link *l, sr_publisher__confirm_cb cb,
             break;
         case AMQP_CONNECTION_BLOCKED_METHOD: {
             const amqp_connection_blocked_t *b = m->decoded;
-            sr_log(SR_LOG_WARNING, "publisher", "broker blocked publishing: %.*s",
-                   (int)b->reason.len, (const char *)b->reason.bytes);
+            snprintf(l->blocked, sizeof(l->blocked), "%.*s", (int)b->reason.len,
+                     (const char *)b->reason.bytes);
+            if (l->blocked[0] == '\0')
+                snprintf(l->blocked, sizeof(l->blocked), "no reason given");
+            sr_log(SR_LOG_WARNING, "publisher", "broker blocked publishing: %s", l->blocked);
             break;
         }
         case AMQP_CONNECTION_UNBLOCKED_METHOD:
+            l->blocked[0] = '\0';
             sr_log(SR_LOG_INFO, "publisher", "broker unblocked publishing");
             break;
         default:

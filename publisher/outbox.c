@@ -151,6 +151,11 @@ size_t sr_publisher__outbox_nack(struct sr_pub_outbox *ob, uint64_t tag, bool mu
     return n;
 }
 
+void sr_publisher__outbox_remove(struct sr_pub_outbox *ob, struct sr_pub_msg *m)
+{
+    unlink_msg(ob, m);
+}
+
 void sr_publisher__outbox_reset(struct sr_pub_outbox *ob)
 {
     for (struct sr_pub_msg *m = ob->head; m != ob->unsent; m = m->next) {

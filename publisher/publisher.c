@@ -246,16 +246,18 @@ json_t *sr_publisher_status_json(struct sr_publisher *p)
     bool enabled = st.state != SR_PUBLISHER_DISABLED;
     /* The broker's messages and the configured names are text from
      * outside: sr_json_text, so one bad byte cannot empty the status. */
-    return json_pack("{s:b, s:s, s:b, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "enabled",
-                     enabled, "status", sr_publisher_state_name(st.state), "connected",
-                     st.state == SR_PUBLISHER_CONNECTED, "broker",
-                     enabled ? sr_json_text(st.broker) : json_null(), "exchange",
-                     sr_json_text(st.exchange),
-                     "published", (json_int_t)st.published, "confirmed", (json_int_t)st.confirmed,
-                     "queued", (json_int_t)st.queued, "dropped", (json_int_t)st.dropped, "connects",
-                     (json_int_t)st.connects, "outbox_max",
-                     enabled ? json_integer(p->outbox_max) : json_null(), "last_error",
-                     st.last_error[0] ? sr_json_text(st.last_error) : json_null());
+    return json_pack(
+        "{s:b, s:s, s:b, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "enabled",
+        enabled, "status", sr_publisher_state_name(st.state), "connected",
+        st.state == SR_PUBLISHER_CONNECTED, "broker",
+        enabled ? sr_json_text(st.broker) : json_null(), "exchange", sr_json_text(st.exchange),
+        "published", (json_int_t)st.published, "confirmed", (json_int_t)st.confirmed, "queued",
+        (json_int_t)st.queued, "dropped", (json_int_t)st.dropped, "refused",
+        (json_int_t)st.refused, "connects", (json_int_t)st.connects, "outbox_max",
+        enabled ? json_integer(p->outbox_max) : json_null(), "max_message_bytes",
+        st.max_message ? json_integer((json_int_t)st.max_message) : json_null(), "blocked",
+        st.blocked[0] ? sr_json_text(st.blocked) : json_null(), "last_error",
+        st.last_error[0] ? sr_json_text(st.last_error) : json_null());
 }
 
 void sr_publisher_stop(struct sr_publisher *p, unsigned flush_ms)

@@ -104,6 +104,10 @@ struct sr_publisher_status {
     uint64_t dropped;     /* pushed out of a full outbox */
     uint64_t queued;      /* waiting or unconfirmed now */
     uint64_t connects;    /* successful connections so far */
+    uint64_t refused;     /* larger than the broker's max_message_size: dropped */
+    uint64_t max_message; /* that limit, once the broker refused a message; else 0 */
+    char blocked[128];    /* while the broker blocks publishing (connection.blocked,
+                           * a resource alarm): its reason; else "" */
     char last_error[256]; /* the latest failure, kept after a reconnect; "" if none */
 };
 

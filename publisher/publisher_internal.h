@@ -85,6 +85,8 @@ void sr_publisher__outbox_sent(struct sr_pub_outbox *ob, struct sr_pub_msg *m, u
  * will be sent again. Return how many matched. */
 size_t sr_publisher__outbox_ack(struct sr_pub_outbox *ob, uint64_t tag, bool multiple);
 size_t sr_publisher__outbox_nack(struct sr_pub_outbox *ob, uint64_t tag, bool multiple);
+/* Takes m (from _next: not in flight) out and frees it, counting nothing. */
+void sr_publisher__outbox_remove(struct sr_pub_outbox *ob, struct sr_pub_msg *m);
 /* The channel is gone: every unconfirmed message will be sent again, in
  * order (at-least-once: the broker may have routed it already). */
 void sr_publisher__outbox_reset(struct sr_pub_outbox *ob);
@@ -156,6 +158,15 @@ int sr_publisher__link_publish(struct sr_pub_link *l, const char *exchange, cons
  * through cb. Returns 0, or -1 with a reason (dead link). */
 int sr_publisher__link_drain(struct sr_pub_link *l, sr_publisher__confirm_cb cb, void *arg,
                              char *err, size_t errlen);
+/* The broker's max_message_size, learned when it closed the channel over a
+ * message larger than that, or 0. */
+size_t sr_publisher__link_max_size(const struct sr_pub_link *l);
+/* connection.blocked's reason while the broker blocks our publishes (a
+ * resource alarm), else "". */
+const char *sr_publisher__link_blocked(const struct sr_pub_link *l);
+/* The limit a channel.close (code, reply text) names when the broker refused
+ * a message for its size, or 0 (pure, for tests). */
+size_t sr_publisher__refused_limit(unsigned code, const char *text, size_t len);
 /* Closes the channel and the connection with the AMQP handshakes (each
  * bounded by a short timeout), then frees. NULL ok. */
 void sr_publisher__link_close(struct sr_pub_link *l);
@@ -200,6 +211,8 @@ struct sr_publisher {
     struct sr_pub_outbox ob;
     struct sr_pub_link *link;
     uint64_t published, connects;
+    uint64_t refused;   /* messages over max_message, dropped */
+    size_t max_message; /* the broker's max_message_size once learned, else 0 */
     double connected_at; /* sr_mono() when the link came up */
     uint64_t next_seq; /* message_ids number messages in outbox order */
     uint64_t rng;

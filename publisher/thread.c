@@ -46,6 +46,10 @@ static void report(struct sr_publisher *p)
     p->st.dropped = p->ob.dropped;
     p->st.queued = p->ob.count;
     p->st.connects = p->connects;
+    p->st.refused = p->refused;
+    p->st.max_message = p->max_message;
+    snprintf(p->st.blocked, sizeof(p->st.blocked), "%s",
+             p->link != NULL ? sr_publisher__link_blocked(p->link) : "");
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -203,14 +207,38 @@ static bool try_connect(struct sr_publisher *p, unsigned *attempt, double *next_
     return true;
 }
 
-/* Reads confirms, then publishes what the window allows. Returns 0, or -1
- * with the reason when the connection is dead. */
+/* A message the broker would refuse for its size: it can never be
+ * delivered, and sending it would close the channel again and hold up
+ * everything behind it. So it goes, counted and logged. */
+static bool refuse_oversized(struct sr_publisher *p, struct sr_pub_msg *m)
+{
+    size_t len;
+    sr_event_body(m->ev, &len);
+    if (p->max_message == 0 || len <= p->max_message)
+        return false;
+    sr_log(SR_LOG_ERROR, LOGGER,
+           "dropped %s (revision %llu, %zu bytes): the broker refuses messages over %zu bytes "
+           "(its max_message_size)",
+           sr_event_key(m->ev), (unsigned long long)sr_event_revision(m->ev), len, p->max_message);
+    sr_publisher__outbox_remove(&p->ob, m);
+    p->refused++;
+    return true;
+}
+
+/* Reads confirms, then publishes what the window allows (nothing while the
+ * broker blocks us: it would not read it, and a full socket would stall
+ * this thread). Returns 0, or -1 with the reason when the connection is
+ * dead. */
 static int pump(struct sr_publisher *p, char *err, size_t errlen)
 {
     if (sr_publisher__link_drain(p->link, on_confirm, p, err, errlen) != 0)
         return -1;
+    if (sr_publisher__link_blocked(p->link)[0] != '\0')
+        return 0;
     struct sr_pub_msg *m;
     while ((m = sr_publisher__outbox_next(&p->ob)) != NULL) {
+        if (refuse_oversized(p, m))
+            continue;
         uint64_t tag;
         if (sr_publisher__link_publish(p->link, p->exchange, p->boot_id, m, &tag, err, errlen) != 0)
             return -1;
@@ -269,6 +297,11 @@ void *sr_publisher__run(void *arg)
             if (pump(p, err, sizeof(err)) != 0) {
                 sr_log(SR_LOG_WARNING, LOGGER, "%s: %s; reconnecting (%zu message(s) queued)",
                        p->broker, err, p->ob.count);
+                /* Which message it refused is unknown (confirms lag), but
+                 * the limit is known: every message over it is refused. */
+                size_t max = sr_publisher__link_max_size(p->link);
+                if (max > 0 && (p->max_message == 0 || max < p->max_message))
+                    p->max_message = max;
                 drop_link(p, false);
                 set_state(p, SR_PUBLISHER_DISCONNECTED, err);
                 /* Not from 0 on every connect: a broker that takes the

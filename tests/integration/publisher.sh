@@ -8,6 +8,10 @@
 #      closes the AMQP connection cleanly.
 #   3. RABBITMQ_OUTBOX_MAX=2: drops counted, a full services.updated follows.
 #   4. wrong password: degraded with the reason, no crash, no busy loop.
+#   5. a message over the broker's max_message_size: dropped and counted
+#      (refused, max_message_bytes), and the changes behind it still arrive.
+#   6. a memory alarm: connection.blocked shows in /health and /events, and
+#      the change held meanwhile arrives once the alarm clears.
 # One broker serves every case (booting one takes ~5 s).
 source "$SR_SRCDIR/tests/lib/tap.sh"
 source "$SR_SRCDIR/tests/lib/registry.sh"
@@ -241,5 +245,69 @@ c0=$(cpu); sleep 3; c1=$(cpu)
 kill -0 "$REG_PID"; ok $? "still running"
 grep -q "$BADPW" "$REG_LOG" <(curl -s "$URL/health") <(curl -s "$URL/events")
 is "$?" 1 "the password appears nowhere (log, /health, /events)"
+
+# ---- 5. a message over the broker's max_message_size ------------------------------
+
+# Channels read the limit when they open: set it before the registry connects.
+rmq_ctl eval 'application:set_env(rabbit, max_message_size, 4096).' >/dev/null
+ok $? "broker max_message_size set to 4096"
+EX3="${P}limits"
+MSGS3="$SR_TMP/msgs3.ndjson"
+rmq_consume "$MSGS3" "$EX3"; ok $? "consumer bound to $EX3"
+start_registry big RABBITMQ_URL="$RMQ_URL" RABBITMQ_EXCHANGE="$EX3" \
+    HEALTH_PUBLISH_INTERVAL_SEC=3600 REFRESH_INTERVAL_SEC=3600
+ok $? "registry started"
+URL="http://127.0.0.1:$REG_PORT"
+poll_until 15 connected; ok $? "publisher connected"
+create_service big --label autoscaler.enabled=true --label "filler=$(printf 'x%.0s' {1..5000})" \
+    --replicas 0 local/busybox:1 sleep 1000000
+ok $? "created ${P}big, whose record is over 4096 bytes"
+poll_until 10 svc_field "${P}big" .name >/dev/null; ok $? "the registry caches it"
+create_service small --label autoscaler.enabled=true --replicas 0 local/busybox:1 sleep 1000000
+ok $? "created ${P}small after it"
+poll_until 30 has_msg "$MSGS3" service.added "${P}small"
+ok $? "service.added of ${P}small arrives: the refused message holds nothing up"
+has_msg "$MSGS3" service.added "${P}big"; is "$?" 1 "service.added of ${P}big is not delivered"
+(( $(pub_field refused) >= 1 )); ok $? "refused counted in GET /events ($(pub_field refused))"
+is "$(pub_field max_message_bytes)" 4096 "GET /events: max_message_bytes learned from the broker"
+grep -q "dropped service.added (revision [0-9]*, [0-9]* bytes): the broker refuses messages over 4096" \
+    "$REG_LOG"; ok $? "the drop is logged with the event, its size and the limit"
+curl -sf "$URL/metrics" | grep -Eq '^swarm_registry_publisher_refused_total [1-9]'
+ok $? "/metrics: swarm_registry_publisher_refused_total"
+docker service rm "${P}small" >/dev/null 2>&1
+poll_until 15 has_msg "$MSGS3" service.removed "${P}small"; ok $? "later changes keep flowing"
+stop_registry "$REG_PID"
+rmq_ctl eval 'application:set_env(rabbit, max_message_size, 134217728).' >/dev/null
+ok $? "broker max_message_size back to its default"
+
+# ---- 6. a resource alarm blocks publishing ----------------------------------------
+
+start_registry blocked RABBITMQ_URL="$RMQ_URL" RABBITMQ_EXCHANGE="$EX3" \
+    HEALTH_PUBLISH_INTERVAL_SEC=3600 REFRESH_INTERVAL_SEC=3600
+ok $? "registry started"
+URL="http://127.0.0.1:$REG_PORT"
+poll_until 15 connected; ok $? "publisher connected"
+rmq_ctl set_vm_memory_high_watermark 0.0000001 >/dev/null; ok $? "memory alarm raised"
+# The broker blocks a connection when it next publishes: make a change.
+docker service update --detach --label-add autoscaler.max=9 "${P}big" >/dev/null 2>&1
+wait_max "${P}big" 9; ok $? "a change while the alarm is on: the cache has it"
+blocked() {
+    req "$URL/health"
+    jq -e '.status == "degraded" and any(.reasons[]; startswith("publisher blocked by the broker"))' \
+        <<<"$BODY" >/dev/null
+}
+poll_until 20 blocked; ok $? "/health degraded: $(jq -c .reasons <<<"$BODY" 2>/dev/null)"
+pub_field blocked | grep -qi memory; ok $? "GET /events: blocked says why ($(pub_field blocked))"
+is "$(pub_field status)" connected "... while the connection stays up"
+curl -sf "$URL/metrics" | grep -q '^swarm_registry_publisher_blocked 1'
+ok $? "/metrics: swarm_registry_publisher_blocked 1"
+rmq_ctl set_vm_memory_high_watermark 0.4 >/dev/null; ok $? "memory alarm cleared"
+unblocked() { [[ $(pub_field blocked) == null ]]; }
+poll_until 20 unblocked; ok $? "GET /events: blocked is null again"
+upd9() { q "$MSGS3" -e --arg n "${P}big" 'any(.[]; .routing_key == "service.updated" and
+    .body.service.name == $n)' >/dev/null; }
+# ${P}big's record is small enough for the default limit again.
+poll_until 30 upd9; ok $? "the change held during the alarm arrives" || { diag "$(tail -30 "$REG_LOG")"; diag "$(q "$MSGS3" -c "[.[] | [.routing_key, .body.service.name?]]")"; }
+stop_registry "$REG_PID"
 
 done_testing

@@ -350,6 +350,42 @@ static void test_backoff(void)
     is_dbl(sr_publisher__backoff(0, -1), 0.25, 1e-9, "a bad random number is clamped");
 }
 
+/* ---- a message the broker refused for its size ----------------------------------- */
+
+static void test_refused_limit(void)
+{
+    const char *t = "PRECONDITION_FAILED - message size 3000 is larger than configured max size 2048";
+    is_int(sr_publisher__refused_limit(406, t, strlen(t)), 2048, "RabbitMQ's max_message_size text");
+    t = "PRECONDITION_FAILED - message size 600000000 is larger than max size 536870912";
+    is_int(sr_publisher__refused_limit(406, t, strlen(t)), 536870912, "... and its hard cap's");
+    is_int(sr_publisher__refused_limit(406, t, 20), 0, "a cut text: no limit");
+    t = "PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'x'";
+    is_int(sr_publisher__refused_limit(406, t, strlen(t)), 0, "another 406: no limit");
+    t = "NOT_FOUND - message size 10 is larger than configured max size 5";
+    is_int(sr_publisher__refused_limit(404, t, strlen(t)), 0, "another code: no limit");
+    t = "PRECONDITION_FAILED - message size 10 is larger than configured max size x";
+    is_int(sr_publisher__refused_limit(406, t, strlen(t)), 0, "no number: no limit");
+
+    /* The outbox gives up one message without counting it as a drop. */
+    struct sr_pub_outbox ob;
+    sr_publisher__outbox_init(&ob, 8, 4);
+    for (int i = 1; i <= 3; i++)
+        sr_publisher__outbox_push(&ob, sr_publisher__msg_new(sr_event_new((uint64_t)i, "k", "{}", 2), 0),
+                                  false);
+    struct sr_pub_msg *m = sr_publisher__outbox_next(&ob);
+    sr_publisher__outbox_sent(&ob, m, 1);
+    sr_publisher__outbox_reset(&ob); /* the channel closed: 1 will be resent */
+    m = sr_publisher__outbox_next(&ob);
+    is_int(sr_event_revision(m->ev), 1, "the resend comes first");
+    sr_publisher__outbox_remove(&ob, m);
+    is_int(ob.count, 2, "removed");
+    is_int(ob.dropped, 0, "not counted as an outbox drop");
+    ok(!ob.resync, "no resync for it");
+    m = sr_publisher__outbox_next(&ob);
+    is_int(sr_event_revision(m->ev), 2, "the next one follows");
+    sr_publisher__outbox_clear(&ob);
+}
+
 /* ---- the listener, with the thread never started ------------------------------- */
 
 static void test_listener(void)
@@ -445,6 +481,7 @@ int main(void)
     test_bodies();
     test_outbox();
     test_backoff();
+    test_refused_limit();
     test_listener();
     return tap_done();
 }

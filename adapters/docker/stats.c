@@ -1,6 +1,7 @@
 #include "adapters/docker/stats.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Docker encodes counters as JSON integers (uint64 that may exceed INT64_MAX
@@ -16,6 +17,18 @@ static uint64_t u64(const json_t *v)
         return d > 0 && d < 1.8e19 ? (uint64_t)d : 0;
     }
     return 0;
+}
+
+/* Sums of counters: saturate rather than wrap (a wrapped sum would read as
+ * a small number, and one over INT64_MAX as a negative JSON integer). */
+static void add_sat(uint64_t *acc, uint64_t v)
+{
+    *acc = *acc > UINT64_MAX - v ? UINT64_MAX : *acc + v;
+}
+
+static json_int_t json_u64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v;
 }
 
 static const json_t *path2(const json_t *o, const char *a, const char *b)
@@ -73,8 +86,8 @@ static void compute_io(const json_t *stats, struct sr_container_stats *out)
     const char *ifname;
     const json_t *nic;
     json_object_foreach((json_t *)json_object_get(stats, "networks"), ifname, nic) {
-        out->net_rx += u64(json_object_get(nic, "rx_bytes"));
-        out->net_tx += u64(json_object_get(nic, "tx_bytes"));
+        add_sat(&out->net_rx, u64(json_object_get(nic, "rx_bytes")));
+        add_sat(&out->net_tx, u64(json_object_get(nic, "tx_bytes")));
     }
     size_t i;
     const json_t *e;
@@ -83,9 +96,9 @@ static void compute_io(const json_t *stats, struct sr_container_stats *out)
         if (op == NULL)
             continue;
         if (op[0] == 'r' || op[0] == 'R')
-            out->blk_read += u64(json_object_get(e, "value"));
+            add_sat(&out->blk_read, u64(json_object_get(e, "value")));
         else if (op[0] == 'w' || op[0] == 'W')
-            out->blk_write += u64(json_object_get(e, "value"));
+            add_sat(&out->blk_write, u64(json_object_get(e, "value")));
     }
     out->pids = u64(path2(stats, "pids_stats", "current"));
 }
@@ -111,13 +124,13 @@ json_t *sr_stats_to_json(const struct sr_container_stats *s)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I}",
                      "cpu_percent", num_or_null(s->cpu_valid, s->cpu_percent),
-                     "memory_bytes", s->mem_valid ? json_integer((json_int_t)s->mem_used) : json_null(),
+                     "memory_bytes", s->mem_valid ? json_integer(json_u64(s->mem_used)) : json_null(),
                      "memory_limit_bytes",
-                     s->mem_valid ? json_integer((json_int_t)s->mem_limit) : json_null(),
+                     s->mem_valid ? json_integer(json_u64(s->mem_limit)) : json_null(),
                      "memory_percent", num_or_null(s->mem_valid, s->mem_percent),
-                     "network_rx_bytes", (json_int_t)s->net_rx,
-                     "network_tx_bytes", (json_int_t)s->net_tx,
-                     "block_read_bytes", (json_int_t)s->blk_read,
-                     "block_write_bytes", (json_int_t)s->blk_write,
-                     "pids", (json_int_t)s->pids);
+                     "network_rx_bytes", json_u64(s->net_rx),
+                     "network_tx_bytes", json_u64(s->net_tx),
+                     "block_read_bytes", json_u64(s->blk_read),
+                     "block_write_bytes", json_u64(s->blk_write),
+                     "pids", json_u64(s->pids));
 }

@@ -2,6 +2,7 @@
  * sample, compared with values computed by hand from the same JSON. */
 #include "adapters/docker/stats.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -114,6 +115,26 @@ int main(void)
     is_int(sr_stats_compute(dead, &s), 0, "dead container: computed");
     ok(!s.cpu_valid && !s.mem_valid, "dead container: nothing valid, no garbage");
     json_decref(dead);
+
+    /* Counters near 2^63 on two NICs: the sum saturates, never wraps or
+     * turns negative in JSON. */
+    json_t *big = json_loads("{\"networks\":{\"eth0\":{\"rx_bytes\":9223372036854775807,"
+                             "\"tx_bytes\":1},\"eth1\":{\"rx_bytes\":9223372036854775807,"
+                             "\"tx_bytes\":2}},\"blkio_stats\":{\"io_service_bytes_recursive\":"
+                             "[{\"op\":\"read\",\"value\":9223372036854775807},"
+                             "{\"op\":\"read\",\"value\":9223372036854775807},"
+                             "{\"op\":\"read\",\"value\":9223372036854775807}]}}",
+                             0, NULL);
+    sr_stats_compute(big, &s);
+    ok(s.net_rx == UINT64_MAX - 1, "two counters at 2^63-1 add up without wrapping");
+    ok(s.blk_read == UINT64_MAX, "three saturate at 2^64-1");
+    is_int(s.net_tx, 3, "small counters add as usual");
+    j = sr_stats_to_json(&s);
+    ok(json_integer_value(json_object_get(j, "network_rx_bytes")) == INT64_MAX,
+       "json: a sum over 2^63 shows as 2^63-1, not negative");
+    ok(json_integer_value(json_object_get(j, "block_read_bytes")) == INT64_MAX, "json: block read too");
+    json_decref(j);
+    json_decref(big);
 
     json_t *arr = json_array();
     is_int(sr_stats_compute(arr, &s), -1, "not an object: -1");

@@ -82,9 +82,10 @@
  * disconnected: <last_error>").
  *
  * ETags (RFC 9110 §8.8.3), on every answer the router makes:
- *   snapshot bodies    "v<cache_version>-services", "...-services-<query hash>",
- *                      "v<V>-service": the bytes are a function of the
- *                      version (and the query), so a strong tag is exact;
+ *   snapshot bodies    "v<S>-services", "v<S>-services-<query hash>",
+ *                      "v<S>-service", S the services version (metrics
+ *                      commits leave it): the bytes are a function of S (and
+ *                      the query), so a strong tag is exact;
  *   metrics            W/"v<V>-metrics": age_sec moves with the clock, the
  *                      rest with the version, hence weak;
  *   built bodies       "v<V>-<FNV-1a of the bytes, 8 hex>" (health, stats,
@@ -93,14 +94,15 @@
  * If-None-Match on GET/HEAD of a 200 answer -> 304 with no body (weak
  * comparison, "*" matches). It is ignored on POST.
  *
- * X-Registry-Index: <revision> on every GET/HEAD answer: the cache version
- * the body reflects (the snapshot's, for snapshot bodies; for /health, the
- * version in its cached body, up to SR_API_HEALTH_TTL old).
+ * X-Registry-Index: <revision> on every GET/HEAD answer: the version the
+ * body reflects (the services version for /services and /services/{name};
+ * the snapshot's for metrics; for /health, the version in its cached body,
+ * up to SR_API_HEALTH_TTL old; else the cache version).
  *
  * Long-polls (Consul's blocking queries) on GET|HEAD /services,
  * /services/{name} and /services/{name}/metrics: ?index=R&wait=T. With R
- * absent or 0, or the cache not exactly at R (past it; or below it, after
- * a restart), the answer comes at once. Otherwise the request parks
+ * absent or 0, or the endpoint's index (above) not exactly R (past it; or
+ * below it, after a restart), the answer comes at once. Otherwise the request parks
  * (watch.c) until a change that endpoint may show (/services: any service.*
  * event; /services/{name}: the events naming that service; its metrics:
  * those and metrics.<name>; all of them: services.updated) or T plus up to
@@ -549,9 +551,8 @@ static void service(const struct sr_api__router *rt, const char *name, struct sr
     out->body = sr_svc_body(svc, &out->len);
     out->snap = snap; /* keeps svc and its body alive until sent */
     out->has_index = true;
-    out->index = sr_snapshot_version(snap);
-    snprintf(out->etag, sizeof(out->etag), "\"v%llu-service\"",
-             (unsigned long long)sr_snapshot_version(snap));
+    out->index = sr_snapshot_services_version(snap);
+    snprintf(out->etag, sizeof(out->etag), "\"v%llu-service\"", (unsigned long long)out->index);
 }
 
 /* The metrics of a known service, from `snap` (the reference is taken over). */
@@ -741,7 +742,7 @@ static void list(const struct sr_api__router *rt, const char *query, size_t qlen
     out->status = 200;
     out->content_type = json_ctype;
     struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
-    uint64_t version = sr_snapshot_version(snap);
+    uint64_t version = sr_snapshot_services_version(snap); /* metrics don't move it */
     out->has_index = true;
     out->index = version;
     if (f.n == 0) {
@@ -888,7 +889,13 @@ static int want_wait(const struct sr_api__router *rt, const struct sr_api__reque
         else if (wait_ms > SR_API_WAIT_MAX_MS)
             wait_ms = SR_API_WAIT_MAX_MS;
     }
-    if (index == 0 || cache_version(rt) != index)
+    /* The index each endpoint answers with (X-Registry-Index): the list and
+     * the records only move with the services, metrics with everything. */
+    struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
+    uint64_t now = endpoint == SR_API_EP_SERVICE_METRICS ? sr_snapshot_version(snap)
+                                                         : sr_snapshot_services_version(snap);
+    sr_snapshot_release(snap);
+    if (index == 0 || now != index)
         return 0;
     memset(out, 0, sizeof(*out));
     park->kind = SR_API_PARK_WATCH;

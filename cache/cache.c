@@ -28,6 +28,7 @@ struct sr_svc {
 struct sr_snapshot {
     atomic_uint refs;
     uint64_t version;
+    uint64_t services_version; /* the last commit that changed the services */
     size_t n;
     struct sr_svc **svcs; /* sorted by name */
     size_t nmets;
@@ -151,11 +152,13 @@ static int cmp_name(const void *a, const void *b)
 
 /* Takes ownership of the draft's arrays and references; sorts them and
  * serialises the list body without re-encoding each service. */
-static struct sr_snapshot *snapshot_new(struct draft *d, uint64_t version)
+static struct sr_snapshot *snapshot_new(struct draft *d, uint64_t version,
+                                        uint64_t services_version)
 {
     struct sr_snapshot *s = sr_calloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
     s->version = version;
+    s->services_version = services_version;
     s->n = d->n;
     s->svcs = d->svcs;
     s->nmets = d->nmets;
@@ -180,8 +183,10 @@ static struct sr_snapshot *snapshot_new(struct draft *d, uint64_t version)
         memcpy(p + len, svcs[i]->body, svcs[i]->body_len);
         len += svcs[i]->body_len;
     }
+    /* The list's own revision, so a metrics round leaves its bytes (and
+     * ETag) as they were. */
     int w = snprintf(p + len, cap - len, "],\"count\":%zu,\"cache_version\":%llu}", n,
-                     (unsigned long long)version);
+                     (unsigned long long)services_version);
     len += (size_t)w;
     s->list_body = p;
     s->list_len = len;
@@ -226,6 +231,11 @@ struct sr_snapshot *sr_cache_acquire(struct sr_cache *cache)
 uint64_t sr_snapshot_version(const struct sr_snapshot *snap)
 {
     return snap->version;
+}
+
+uint64_t sr_snapshot_services_version(const struct sr_snapshot *snap)
+{
+    return snap->services_version;
 }
 
 size_t sr_snapshot_count(const struct sr_snapshot *snap)
@@ -330,9 +340,12 @@ static void commit(struct sr_cache *cache, struct draft *d, struct changes *ch,
     if (resync)
         version++;
 
+    bool services_changed = false;
+    for (size_t i = 0; i < ch->n; i++)
+        services_changed |= ch->v[i].kind != SR_CHANGE_METRICS;
     struct sr_snapshot *next = NULL;
     if (ch->n > 0) {
-        next = snapshot_new(d, version);
+        next = snapshot_new(d, version, services_changed ? version : old->services_version);
         atomic_fetch_add_explicit(&next->refs, 1, memory_order_relaxed); /* for listeners */
         pthread_rwlock_wrlock(&cache->lock);
         cache->current = next;
@@ -776,7 +789,7 @@ struct sr_cache *sr_cache_new(void)
     sr_cache__ring_init(&cache->ring, SR_CACHE_DEFAULT_LOG_SIZE);
     struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
                       .mets = sr_calloc(1, sizeof(struct sr_svc *))};
-    cache->current = snapshot_new(&d, 0);
+    cache->current = snapshot_new(&d, 0, 0);
     return cache;
 }
 

@@ -56,6 +56,10 @@ struct sr_snapshot *sr_cache_acquire(struct sr_cache *cache);
 void sr_snapshot_release(struct sr_snapshot *snap); /* NULL is a no-op */
 
 uint64_t sr_snapshot_version(const struct sr_snapshot *snap);
+/* The revision of the latest change to the services themselves (added,
+ * updated, removed, cleared, a full refresh): metrics commits leave it. The
+ * list body's "cache_version" is this one. <= sr_snapshot_version. */
+uint64_t sr_snapshot_services_version(const struct sr_snapshot *snap);
 size_t sr_snapshot_count(const struct sr_snapshot *snap);
 /* i-th service in name order (borrowed). */
 const struct sr_svc *sr_snapshot_at(const struct sr_snapshot *snap, size_t i);
@@ -68,7 +72,7 @@ const struct sr_svc *sr_snapshot_find_id(const struct sr_snapshot *snap, const c
 const struct sr_svc *sr_snapshot_metrics(const struct sr_snapshot *snap, const char *name);
 size_t sr_snapshot_metrics_count(const struct sr_snapshot *snap);
 /* Body of GET /services:
- *   {"services":[...],"count":N,"cache_version":V} */
+ *   {"services":[...],"count":N,"cache_version":V}, V the services version */
 const char *sr_snapshot_list_body(const struct sr_snapshot *snap, size_t *len);
 
 /* ---- writers ----------------------------------------------------------- */

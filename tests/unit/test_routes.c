@@ -748,12 +748,49 @@ static void test_metrics(struct sr_cache *cache, struct sr_api__router *rt)
     json_decref(j);
     sr_api__response_clear(&r);
 
+    /* A metrics commit moves the cache version, not the services'. */
+    char list_tag[64], svc_tag[64], list_q[96], metrics_q[96];
+    json_decref(call(rt, "GET", "/services", &r));
+    snprintf(list_tag, sizeof(list_tag), "%s", r.etag);
+    uint64_t list_index = r.index;
+    char *list_before = full_body(&r);
+    sr_api__response_clear(&r);
+    json_decref(call(rt, "GET", "/services/web", &r));
+    snprintf(svc_tag, sizeof(svc_tag), "%s", r.etag);
+    sr_api__response_clear(&r);
+    uint64_t v_before = sr_cache_version(cache);
     is_int(sr_cache_set_metrics(cache, "id-web",
                                 json_pack("{s:s, s:s, s:s, s:f, s:i, s:[]}", "service", "web",
                                           "service_id", "id-web", "sampled_at",
                                           "2023-11-14T22:13:07.660Z", "sample_time",
                                           1700000087.66, "containers_sampled", 0, "containers")),
            1, "metrics stored");
+    ok(sr_cache_version(cache) > v_before, "the metrics commit moved the cache version");
+    json_decref(call_inm(rt, "GET", "/services", list_tag, &r));
+    is_int(r.status, 304, "/services: still 304 after a metrics commit");
+    sr_api__response_clear(&r);
+    json_decref(call(rt, "GET", "/services", &r));
+    char *list_after = full_body(&r);
+    is_str(list_after, list_before, "/services: the same bytes (cache_version is the list's)");
+    ok(r.index == list_index, "/services: the same X-Registry-Index");
+    free(list_before);
+    free(list_after);
+    sr_api__response_clear(&r);
+    json_decref(call_inm(rt, "GET", "/services/web", svc_tag, &r));
+    is_int(r.status, 304, "/services/{name}: still 304 after a metrics commit");
+    sr_api__response_clear(&r);
+    snprintf(list_q, sizeof(list_q), "/services?index=%llu&wait=1s",
+             (unsigned long long)list_index);
+    is_int(route(rt, "GET", list_q, NULL, &r, NULL), SR_API_ROUTE_PARK,
+           "/services?index=<its index>: parks though the cache version moved");
+    sr_api__response_clear(&r);
+    snprintf(metrics_q, sizeof(metrics_q), "/services/web/metrics?index=%llu&wait=1s",
+             (unsigned long long)v_before);
+    is_int(route(rt, "GET", metrics_q, NULL, &r, NULL), SR_API_ROUTE_DONE,
+           "/services/{name}/metrics?index=<before>: answered at once");
+    ok(r.index == sr_cache_version(cache), "... with the cache version as its index");
+    sr_api__response_clear(&r);
+
     j = call(rt, "GET", "/services/web/metrics", &r);
     is_int(r.status, 200, "metrics: 200");
     ok(j != NULL, "metrics: body + spliced tail is valid JSON");

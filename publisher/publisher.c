@@ -190,6 +190,7 @@ struct sr_publisher *sr_publisher_new(const struct sr_publisher_opts *opts, stru
     sr_publisher__url_display(&p->url, p->broker, sizeof(p->broker));
     snprintf(p->st.broker, sizeof(p->st.broker), "%s", p->broker);
     p->outbox_max = opts->outbox_max ? opts->outbox_max : DEFAULT_OUTBOX_MAX;
+    p->limit_recheck_sec = opts->limit_recheck_sec ? opts->limit_recheck_sec : 300;
     p->health_interval_sec =
         opts->health_interval_sec ? opts->health_interval_sec : DEFAULT_HEALTH_SEC;
     p->health = opts->health;

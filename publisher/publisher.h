@@ -56,6 +56,7 @@ struct sr_publisher_opts {
     const char *url;              /* amqp://user:pass@host:port/vhost; "" or NULL = disabled */
     const char *exchange;         /* declared durable, type topic; NULL/"" = "service-registry" */
     unsigned outbox_max;          /* RABBITMQ_OUTBOX_MAX, 0 = default 10000 */
+    unsigned limit_recheck_sec;   /* RABBITMQ_LIMIT_RECHECK_SEC, 0 = default 300 */
     unsigned health_interval_sec; /* HEALTH_PUBLISH_INTERVAL_SEC, 0 = default 30 */
     sr_publisher_health_fn health;
     void *health_arg;

@@ -183,6 +183,10 @@ struct sr_publisher {
     char *exchange;
     char broker[256];
     unsigned outbox_max;
+    /* A learned max_message_size is re-checked this often (the operator may
+     * have raised it): the next message over it goes out alone, and the
+     * limit is forgotten if the broker takes it. */
+    unsigned limit_recheck_sec;
     unsigned health_interval_sec;
     sr_publisher_health_fn health;
     void *health_arg;
@@ -211,8 +215,10 @@ struct sr_publisher {
     struct sr_pub_outbox ob;
     struct sr_pub_link *link;
     uint64_t published, connects;
-    uint64_t refused;   /* messages over max_message, dropped */
-    size_t max_message; /* the broker's max_message_size once learned, else 0 */
+    uint64_t refused;      /* messages over max_message, dropped */
+    size_t max_message;    /* the broker's max_message_size once learned, else 0 */
+    double limit_learned;  /* sr_mono() when the broker last stated it */
+    uint64_t probe_tag;    /* a message over it sent alone to re-check it, 0 if none */
     double connected_at; /* sr_mono() when the link came up */
     uint64_t next_seq; /* message_ids number messages in outbox order */
     uint64_t rng;

@@ -145,6 +145,16 @@ static void queue_resync(struct sr_publisher *p)
 static void on_confirm(void *arg, uint64_t tag, bool multiple, bool ack)
 {
     struct sr_publisher *p = arg;
+    if (p->probe_tag != 0 && (multiple ? tag == 0 || p->probe_tag <= tag : p->probe_tag == tag)) {
+        if (ack) {
+            sr_log(SR_LOG_INFO, LOGGER,
+                   "the broker took a message over %zu bytes: its limit was raised", p->max_message);
+            p->max_message = 0;
+        } else {
+            p->limit_learned = sr_mono(); /* not a verdict on its size: ask later */
+        }
+        p->probe_tag = 0;
+    }
     if (ack) {
         sr_publisher__outbox_ack(&p->ob, tag, multiple);
     } else {
@@ -155,6 +165,7 @@ static void on_confirm(void *arg, uint64_t tag, bool multiple, bool ack)
 
 static void drop_link(struct sr_publisher *p, bool graceful)
 {
+    p->probe_tag = 0; /* unanswered: it is resent, or refused, on the next link */
     pthread_mutex_lock(&p->mu);
     p->link_fd = -1; /* before the close: stop must never shut a reused fd */
     pthread_mutex_unlock(&p->mu);
@@ -210,19 +221,14 @@ static bool try_connect(struct sr_publisher *p, unsigned *attempt, double *next_
 /* A message the broker would refuse for its size: it can never be
  * delivered, and sending it would close the channel again and hold up
  * everything behind it. So it goes, counted and logged. */
-static bool refuse_oversized(struct sr_publisher *p, struct sr_pub_msg *m)
+static void refuse_oversized(struct sr_publisher *p, struct sr_pub_msg *m, size_t len)
 {
-    size_t len;
-    sr_event_body(m->ev, &len);
-    if (p->max_message == 0 || len <= p->max_message)
-        return false;
     sr_log(SR_LOG_ERROR, LOGGER,
            "dropped %s (revision %llu, %zu bytes): the broker refuses messages over %zu bytes "
            "(its max_message_size)",
            sr_event_key(m->ev), (unsigned long long)sr_event_revision(m->ev), len, p->max_message);
     sr_publisher__outbox_remove(&p->ob, m);
     p->refused++;
-    return true;
 }
 
 /* Reads confirms, then publishes what the window allows (nothing while the
@@ -233,20 +239,37 @@ static int pump(struct sr_publisher *p, char *err, size_t errlen)
 {
     if (sr_publisher__link_drain(p->link, on_confirm, p, err, errlen) != 0)
         return -1;
-    if (sr_publisher__link_blocked(p->link)[0] != '\0')
-        return 0;
+    if (sr_publisher__link_blocked(p->link)[0] != '\0' || p->probe_tag != 0)
+        return 0; /* blocked, or a re-check of the size limit must answer first */
     struct sr_pub_msg *m;
     while ((m = sr_publisher__outbox_next(&p->ob)) != NULL) {
-        if (refuse_oversized(p, m))
-            continue;
+        size_t len;
+        sr_event_body(m->ev, &len);
+        bool probe = false;
+        if (p->max_message > 0 && len > p->max_message) {
+            if (sr_mono() < p->limit_learned + p->limit_recheck_sec) {
+                refuse_oversized(p, m, len);
+                continue;
+            }
+            if (p->ob.nsent > 0)
+                break; /* the re-check goes alone: once the others are confirmed */
+            sr_log(SR_LOG_INFO, LOGGER,
+                   "re-checking the broker's limit of %zu bytes with %s (%zu bytes)",
+                   p->max_message, sr_event_key(m->ev), len);
+            probe = true;
+        }
         uint64_t tag;
         if (sr_publisher__link_publish(p->link, p->exchange, p->boot_id, m, &tag, err, errlen) != 0)
             return -1;
         sr_publisher__outbox_sent(&p->ob, m, tag);
+        if (probe)
+            p->probe_tag = tag;
         p->published++;
         sr_log(SR_LOG_DEBUG, LOGGER, "published %s (%s-%llu, revision %llu)", sr_event_key(m->ev),
                p->boot_id, (unsigned long long)m->seq,
                (unsigned long long)sr_event_revision(m->ev));
+        if (probe)
+            break;
     }
     return 0;
 }
@@ -281,7 +304,9 @@ void *sr_publisher__run(void *arg)
         bool stopping = take_inbox(p, &flush_deadline);
         report(p); /* queued moved from inbox to outbox: keep the sum right */
         double now = sr_mono();
-        if (stopping && (p->link == NULL || p->ob.count == 0 || now >= flush_deadline))
+        /* Blocked: nothing can go out, so there is nothing to wait for. */
+        if (stopping && (p->link == NULL || p->ob.count == 0 || now >= flush_deadline ||
+                         sr_publisher__link_blocked(p->link)[0] != '\0'))
             break;
         if (p->link == NULL && !stopping && now >= next_try && try_connect(p, &attempt, &next_try))
             next_health = sr_mono(); /* a fresh health.check right after connecting */
@@ -300,8 +325,10 @@ void *sr_publisher__run(void *arg)
                 /* Which message it refused is unknown (confirms lag), but
                  * the limit is known: every message over it is refused. */
                 size_t max = sr_publisher__link_max_size(p->link);
-                if (max > 0 && (p->max_message == 0 || max < p->max_message))
+                if (max > 0) { /* the broker's word now, raised or lowered */
                     p->max_message = max;
+                    p->limit_learned = sr_mono();
+                }
                 drop_link(p, false);
                 set_state(p, SR_PUBLISHER_DISCONNECTED, err);
                 /* Not from 0 on every connect: a broker that takes the
@@ -331,9 +358,11 @@ void *sr_publisher__run(void *arg)
 
     if (p->ob.count > 0)
         sr_log(SR_LOG_WARNING, LOGGER, "stopping with %zu message(s) %s", p->ob.count,
-               p->link ? "unconfirmed (flush time is up)" : "unsent (broker unreachable)");
-    if (p->link != NULL)
-        drop_link(p, true);
+               p->link == NULL ? "unsent (broker unreachable)"
+               : sr_publisher__link_blocked(p->link)[0] ? "unsent (the broker blocks publishing)"
+                                                        : "unconfirmed (flush time is up)");
+    if (p->link != NULL) /* a blocked broker reads nothing, not even a close */
+        drop_link(p, sr_publisher__link_blocked(p->link)[0] == '\0');
     set_state(p, SR_PUBLISHER_DISCONNECTED, NULL);
     report(p);
     pthread_mutex_lock(&p->mu);

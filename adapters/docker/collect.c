@@ -218,10 +218,17 @@ static void store_svc(struct sr_docker__round *r, struct rsvc *s)
     for (size_t i = 0; i < s->n; i++)
         r->sampled += in.tasks[i].state == SR_METRICS_SAMPLED;
     json_t *doc = sr_metrics_build(&in);
-    if (r->full && doc != NULL)
+    if (r->full && doc != NULL) {
         batch_add(r, sr_svc_id(s->svc), doc);
+        return;
+    }
+    /* A periodic round's waiting documents are older than this one: store
+     * them first, so they cannot land on top of it. */
+    for (struct sr_docker__round *o = r->d->rounds; o != NULL; o = o->next)
+        if (o->full && o->nbatch > 0)
+            batch_commit(o);
     /* 0: the service left the cache meanwhile; its metrics go with it. */
-    else if (doc == NULL || sr_cache_set_metrics(r->d->cache, sr_svc_id(s->svc), doc) != 1)
+    if (doc == NULL || sr_cache_set_metrics(r->d->cache, sr_svc_id(s->svc), doc) != 1)
         r->status = -1;
 }
 

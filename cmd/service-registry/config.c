@@ -132,6 +132,9 @@ int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err
     if (get_uint(get, arg, "RABBITMQ_OUTBOX_MAX", "10000", 1, 10000000, &cfg->rabbitmq_outbox_max,
                  err, errlen) != 0)
         return -1;
+    if (get_uint(get, arg, "RABBITMQ_LIMIT_RECHECK_SEC", "300", 1, 86400,
+                 &cfg->rabbitmq_limit_recheck_sec, err, errlen) != 0)
+        return -1;
     if (get_uint(get, arg, "HEALTH_PUBLISH_INTERVAL_SEC", "30", 1, 86400,
                  &cfg->health_publish_interval_sec, err, errlen) != 0)
         return -1;

@@ -17,6 +17,7 @@ struct sr_config {
     char rabbitmq_exchange[256];
     enum sr_log_level log_level;
     unsigned rabbitmq_outbox_max;         /* RABBITMQ_OUTBOX_MAX */
+    unsigned rabbitmq_limit_recheck_sec;  /* RABBITMQ_LIMIT_RECHECK_SEC */
     unsigned health_publish_interval_sec; /* HEALTH_PUBLISH_INTERVAL_SEC */
     unsigned change_log_size;             /* CHANGE_LOG_SIZE */
     /* HTTP server limits (api.h documents each). */

@@ -42,6 +42,7 @@ static const char usage[] =
     "  RABBITMQ_URL                  amqp://user:pass@host:port/vhost (default: off)\n"
     "  RABBITMQ_EXCHANGE             topic exchange (default service-registry)\n"
     "  RABBITMQ_OUTBOX_MAX           messages kept while the broker is away (default 10000)\n"
+    "  RABBITMQ_LIMIT_RECHECK_SEC    re-check a learned broker message size limit (default 300)\n"
     "  HEALTH_PUBLISH_INTERVAL_SEC   period of health.check messages (default 30)\n"
     "  CHANGE_LOG_SIZE               recent changes kept for watchers (default 4096)\n"
     "  API_THREADS                   HTTP event-loop threads, 1-64 (default 1)\n"
@@ -111,6 +112,7 @@ static int run(const struct sr_config *cfg)
         .url = cfg->rabbitmq_url,
         .exchange = cfg->rabbitmq_exchange,
         .outbox_max = cfg->rabbitmq_outbox_max,
+        .limit_recheck_sec = cfg->rabbitmq_limit_recheck_sec,
         .health_interval_sec = cfg->health_publish_interval_sec,
         .health = publisher_health,
         .health_arg = &hctx,

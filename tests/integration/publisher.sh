@@ -9,7 +9,8 @@
 #   3. RABBITMQ_OUTBOX_MAX=2: drops counted, a full services.updated follows.
 #   4. wrong password: degraded with the reason, no crash, no busy loop.
 #   5. a message over the broker's max_message_size: dropped and counted
-#      (refused, max_message_bytes), and the changes behind it still arrive.
+#      (refused, max_message_bytes), and the changes behind it still arrive;
+#      the limit is re-checked, and forgotten once the broker raised it.
 #   6. a memory alarm: connection.blocked shows in /health and /events, and
 #      the change held meanwhile arrives once the alarm clears.
 # One broker serves every case (booting one takes ~5 s).
@@ -255,7 +256,7 @@ EX3="${P}limits"
 MSGS3="$SR_TMP/msgs3.ndjson"
 rmq_consume "$MSGS3" "$EX3"; ok $? "consumer bound to $EX3"
 start_registry big RABBITMQ_URL="$RMQ_URL" RABBITMQ_EXCHANGE="$EX3" \
-    HEALTH_PUBLISH_INTERVAL_SEC=3600 REFRESH_INTERVAL_SEC=3600
+    HEALTH_PUBLISH_INTERVAL_SEC=3600 REFRESH_INTERVAL_SEC=3600 RABBITMQ_LIMIT_RECHECK_SEC=2
 ok $? "registry started"
 URL="http://127.0.0.1:$REG_PORT"
 poll_until 15 connected; ok $? "publisher connected"
@@ -276,9 +277,33 @@ curl -sf "$URL/metrics" | grep -Eq '^swarm_registry_publisher_refused_total [1-9
 ok $? "/metrics: swarm_registry_publisher_refused_total"
 docker service rm "${P}small" >/dev/null 2>&1
 poll_until 15 has_msg "$MSGS3" service.removed "${P}small"; ok $? "later changes keep flowing"
-stop_registry "$REG_PID"
+
+# The limit is re-checked every RABBITMQ_LIMIT_RECHECK_SEC (2 s here): the
+# next message over it goes alone. The sleeps wait out that period.
+big_max() { q "$MSGS3" -e --arg n "${P}big" --argjson m "$1" 'any(.[]; .routing_key ==
+    "service.updated" and .body.service.name == $n and .body.service.autoscaler.max_replicas == $m)' \
+    >/dev/null; }
+refused_over() { (( $(pub_field refused) > $1 )); }
+r0=$(pub_field refused)
+sleep 3
+docker service update --detach --label-add autoscaler.max=3 "${P}big" >/dev/null 2>&1
+wait_max "${P}big" 3 || diag "the cache did not see autoscaler.max=3"
+poll_until 15 refused_over "$r0"; ok $? "a re-check while the limit stands: refused again ($(pub_field refused))"
+grep -q "re-checking the broker's limit of 4096 bytes with service.updated" "$REG_LOG"
+ok $? "the re-check is logged"
+is "$(pub_field max_message_bytes)" 4096 "the limit stands"
 rmq_ctl eval 'application:set_env(rabbit, max_message_size, 134217728).' >/dev/null
 ok $? "broker max_message_size back to its default"
+rmq_ctl close_all_connections "new channels read the new limit" >/dev/null
+connects_over() { (( $(pub_field connects) > $1 )); }
+c0=$(pub_field connects)
+poll_until 15 connects_over "$c0"; poll_until 15 connected; ok $? "reconnected"
+sleep 3
+docker service update --detach --label-add autoscaler.max=4 "${P}big" >/dev/null 2>&1
+poll_until 20 big_max 4; ok $? "once the broker takes messages that size again, ${P}big's changes arrive"
+is "$(pub_field max_message_bytes)" null "the learned limit is forgotten"
+grep -q "the broker took a message over 4096 bytes" "$REG_LOG"; ok $? "... and that is logged"
+stop_registry "$REG_PID"
 
 # ---- 6. a resource alarm blocks publishing ----------------------------------------
 

@@ -52,6 +52,7 @@ int main(void)
     is_int(cfg.log_level, SR_LOG_INFO, "LOG_LEVEL default");
     is_int(cfg.rabbitmq_outbox_max, 10000, "RABBITMQ_OUTBOX_MAX default");
     is_int(cfg.health_publish_interval_sec, 30, "HEALTH_PUBLISH_INTERVAL_SEC default");
+    is_int(cfg.rabbitmq_limit_recheck_sec, 300, "RABBITMQ_LIMIT_RECHECK_SEC default");
     is_int(cfg.change_log_size, 4096, "CHANGE_LOG_SIZE default");
     is_int(cfg.api_threads, 1, "API_THREADS default");
     is_int(cfg.api_max_connections, 1024, "API_MAX_CONNECTIONS default");
@@ -97,6 +98,7 @@ int main(void)
     bad("ROLE", "autoscaler", "service-registry");
     bad("RABBITMQ_OUTBOX_MAX", "0", "1 to");
     bad("HEALTH_PUBLISH_INTERVAL_SEC", "never", "1 to");
+    bad("RABBITMQ_LIMIT_RECHECK_SEC", "0", "1 to");
     bad("CHANGE_LOG_SIZE", "-5", "1 to");
     bad("API_THREADS", "0", "1 to 64");
     bad("API_MAX_CONNECTIONS", "lots", "1 to");

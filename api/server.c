@@ -690,9 +690,11 @@ static void resolve_limits(const struct sr_api_opts *o, struct sr_api__limits *l
     /* Each connection is one fd: stay under the process's limit, with room
      * for Docker, the broker, logs and the refusals. */
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur > 2 * REFUSING_MAX && lim->max_connections > rl.rlim_cur - 2 * REFUSING_MAX) {
-        unsigned fit = (unsigned)(rl.rlim_cur - 2 * REFUSING_MAX);
+    rlim_t reserve = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        reserve = rl.rlim_cur > 4 * REFUSING_MAX ? 2 * REFUSING_MAX : rl.rlim_cur / 2;
+    if (reserve > 0 && lim->max_connections > rl.rlim_cur - reserve) {
+        unsigned fit = (unsigned)(rl.rlim_cur - reserve);
         sr_log(SR_LOG_WARNING, "api",
                "max connections %u lowered to %u: the open-file limit (ulimit -n) is %llu",
                lim->max_connections, fit, (unsigned long long)rl.rlim_cur);

@@ -53,4 +53,11 @@ kill -INT "$REG_PID"
 wait "$REG_PID"; is $? 0 "SIGINT with an open keep-alive connection: exit 0"
 exec 3<&-
 
+# A small open-file limit lowers API_MAX_CONNECTIONS with a warning, keeping
+# half of the descriptors for the rest (here 100 -> 50).
+( ulimit -n 100 && { start_registry fds API_MAX_CONNECTIONS=1024; stop_registry "$REG_PID"; } )
+grep -q "max connections 1024 lowered to 50: the open-file limit (ulimit -n) is 100" \
+    "$SR_TMP/fds.log"
+ok $? "ulimit -n 100: max connections lowered to 50, with a warning"
+
 done_testing

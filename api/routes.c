@@ -541,8 +541,13 @@ static void service(const struct sr_api__router *rt, const char *name, struct sr
     struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
     const struct sr_svc *svc = sr_snapshot_find(snap, name);
     if (svc == NULL) {
+        /* The endpoint's own index, which long-polls compare with: a client
+         * waiting for the service to appear parks instead of spinning. */
+        uint64_t index = sr_snapshot_services_version(snap);
         sr_snapshot_release(snap);
         not_found_service(rt, name, out);
+        out->has_index = true;
+        out->index = index;
         return;
     }
     memset(out, 0, sizeof(*out));

@@ -784,6 +784,15 @@ static void test_metrics(struct sr_cache *cache, struct sr_api__router *rt)
     is_int(route(rt, "GET", list_q, NULL, &r, NULL), SR_API_ROUTE_PARK,
            "/services?index=<its index>: parks though the cache version moved");
     sr_api__response_clear(&r);
+    json_decref(call(rt, "GET", "/services/nope", &r));
+    is_int(r.status, 404, "an unknown service: 404");
+    ok(r.index == list_index, "... whose X-Registry-Index is the services version too");
+    sr_api__response_clear(&r);
+    snprintf(list_q, sizeof(list_q), "/services/nope?index=%llu&wait=1s",
+             (unsigned long long)list_index);
+    is_int(route(rt, "GET", list_q, NULL, &r, NULL), SR_API_ROUTE_PARK,
+           "a long-poll for a service yet to come parks with that index (no spin)");
+    sr_api__response_clear(&r);
     snprintf(metrics_q, sizeof(metrics_q), "/services/web/metrics?index=%llu&wait=1s",
              (unsigned long long)v_before);
     is_int(route(rt, "GET", metrics_q, NULL, &r, NULL), SR_API_ROUTE_DONE,

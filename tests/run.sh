@@ -4,6 +4,7 @@
 #   build-test  -Werror                    unit + integration
 #   build-asan  -Werror, ASan + UBSan      unit + integration
 #   build-tsan  -Werror, TSan              the cache's concurrency tests
+#   build-fuzz  clang, ASan + UBSan        libFuzzer targets, FUZZ_SECONDS (20) each
 # Ends with one "N passed, N failed" line; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ setup() { # dir, extra meson args...
     if [[ ! -d "$dir" ]]; then
         meson setup "$dir" -Dwerror=true --buildtype=debugoptimized "$@" >/dev/null || return 1
     fi
+    [[ $dir != build-fuzz ]] || meson configure "$dir" -Dfuzz_seconds="${FUZZ_SECONDS:-20}" >/dev/null
     ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
 }
 
@@ -44,6 +46,15 @@ else
 fi
 if setup build-tsan -Db_sanitize=thread -Db_lundef=false; then
     run_suite build-tsan --suite unit_cache_threads --suite unit_cache
+else
+    failed_build=$((failed_build + 1))
+fi
+# Coverage-guided fuzzing of what clients and Docker send (tests/fuzz). Not
+# -Werror: clang warns about other things than gcc, which the builds above
+# already hold to -Werror.
+if CC=clang setup build-fuzz -Dwerror=false -Dfuzz=true -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link; then
+    run_suite build-fuzz --suite fuzz
 else
     failed_build=$((failed_build + 1))
 fi

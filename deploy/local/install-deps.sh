@@ -9,7 +9,7 @@ pkgs=(gcc meson ninja-build pkg-config libcurl4-openssl-dev libnghttp2-dev libev
 if [[ "${1:-}" == "--test" ]]; then
     pkgs+=(nghttp2-client amqp-tools rabbitmq-server python3 python3-h2 python3-httpx
            python3-pika python3-yaml jq valgrind procps util-linux
-           prometheus)
+           prometheus clang libclang-rt-14-dev)
 fi
 
 missing=()

@@ -297,6 +297,14 @@ char *sr_api__http_date(time_t t, char *buf, size_t len);
  * the HTTP2-Settings header (RFC 7540 §3.2.1). */
 long sr_api__base64url_decode(const char *src, size_t len, unsigned char *dst);
 
+/* ---- tests and fuzzers (server.c) ------------------------------------------ */
+
+/* Only on an API whose workers were never started, from one thread. Serves
+ * `fd` on worker 0 as an accepted connection (it owns fd from here). */
+void sr_api__test_attach(struct sr_api *api, int fd);
+/* Runs worker 0's loop once without blocking; returns its open connections. */
+size_t sr_api__test_step(struct sr_api *api);
+
 /* ---- parked requests (refresh.c) ----------------------------------------- */
 
 struct event_base;

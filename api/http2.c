@@ -844,6 +844,22 @@ static void set_timer(struct h2 *h2)
     sr_api__conn_timer(h2->conn, t);
 }
 
+/* After the client's EOF: true when nothing more can happen. Nothing is
+ * left to send, and no stream waits for a hook's answer (which would give
+ * it something). A response waiting for the client's flow-control window
+ * would wait forever: the client can no longer send WINDOW_UPDATE. */
+static bool eof_done(struct h2 *h2)
+{
+    if (h2->nstreams == h2->nincomplete)
+        return true;
+    if (nghttp2_session_want_write(h2->session))
+        return false;
+    for (struct stream *s = h2->streams; s != NULL; s = s->next)
+        if (s->pending != NULL)
+            return false;
+    return true;
+}
+
 /* Sends what nghttp2 has queued and decides what the connection does next.
  * idle_ok: the caller expects nothing queued (the output just drained), so
  * ask nghttp2 first rather than walk its empty queues. */
@@ -868,7 +884,7 @@ static int flush(struct h2 *h2, bool idle_ok)
     bool want_read = nghttp2_session_want_read(h2->session);
     size_t pending_out = evbuffer_get_length(out);
     if (((!want_read || h2->close_after_goaway) && !nghttp2_session_want_write(h2->session)) ||
-        (h2->peer_eof && h2->nstreams == h2->nincomplete))
+        (h2->peer_eof && eof_done(h2)))
         return pending_out ? SR_API_CONN_FLUSH_CLOSE : SR_API_CONN_CLOSE;
     /* Backpressure: no new requests while the client is not reading. */
     sr_api__conn_read(h2->conn, pending_out < SR_API_OUTPUT_HIGH && want_read);

@@ -603,6 +603,21 @@ static void *run(void *arg)
     return NULL;
 }
 
+/* ---- tests and fuzzers ---------------------------------------------------- */
+
+void sr_api__test_attach(struct sr_api *api, int fd)
+{
+    atomic_fetch_add(&api->nconns, 1);
+    conn_attach(&api->workers[0], fd, false);
+}
+
+size_t sr_api__test_step(struct sr_api *api)
+{
+    struct sr_api__worker *w = &api->workers[0];
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    return w->nconns;
+}
+
 /* ---- public ---------------------------------------------------------------- */
 
 const char *sr_api__date(struct sr_api__worker *w)

@@ -426,6 +426,26 @@ def halfclose_waiting(port):
     print(json.dumps({"rst": rst, "closed_after": closed_after}))
 
 
+def halfclose_nowindow(port):
+    """h2 with SETTINGS_INITIAL_WINDOW_SIZE 0: GET /health, then
+    shutdown(SHUT_WR). The response can never be sent (no WINDOW_UPDATE can
+    come any more). Reports how soon the server closed."""
+    enc = hpack.Encoder()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(h2_hello(window=0) + raw_frame(4, 1, 0) + h2_request(enc, 1, "/health"))
+    time.sleep(0.2)  # the request is in before the EOF
+    s.settimeout(0.2)
+    t0 = time.monotonic()
+    s.shutdown(socket.SHUT_WR)
+    closed_after = None
+    while closed_after is None and time.monotonic() - t0 < 10:
+        d = recv_some(s)
+        if d is not None and not d:
+            closed_after = round(time.monotonic() - t0, 2)
+    s.close()
+    print(json.dumps({"closed_after": closed_after}))
+
+
 def stalledstream(port, seconds):
     """h2 with SETTINGS_INITIAL_WINDOW_SIZE 0: GET /metrics on stream 1 is
     never given a window, while GET /health on new streams (each given its
@@ -609,6 +629,8 @@ if __name__ == "__main__":
         halfclose_big(port, int(sys.argv[3]))
     elif mode == "halfclose_waiting":
         halfclose_waiting(port)
+    elif mode == "halfclose_nowindow":
+        halfclose_nowindow(port)
     elif mode == "stalledstream":
         stalledstream(port, float(sys.argv[3]))
     elif mode == "nonreading":

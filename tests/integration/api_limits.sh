@@ -45,6 +45,11 @@ diag "$out"
 jq -e '.complete == 20' <<<"$out" >/dev/null
 ok $? "h2 client half-closes behind 20 answers of ~20 KB: all arrive whole, then the close"
 
+out=$(/usr/bin/python3 "$CLIENTS" halfclose_nowindow "$REG_PORT")
+diag "$out"
+jq -e '.closed_after != null and .closed_after < 1' <<<"$out" >/dev/null
+ok $? "h2 client with window 0 half-closes: nothing can move any more, closed at once (not after API_IDLE_TIMEOUT_SEC)"
+
 big=$(head -c 9000 /dev/zero | tr '\0' a)
 req --http1.1 -H "X-Big: $big" "$URL/health"
 is "$HTTP_STATUS" 431 "HTTP/1.1 header section over API_MAX_HEADER_BYTES: 431"

@@ -1,0 +1,118 @@
+/* libFuzzer: a whole connection, as a client's bytes reach the server: the
+ * protocol detection, HTTP/1.1 or (when the first input byte is odd, after
+ * the client preface) HTTP/2 on the nghttp2 session with our header rules,
+ * HPACK encoder, flow control, limits and half-close handling, the router,
+ * parked requests, long-polls and event streams. The input is written to
+ * one end of a socket pair served by worker 0 of a real sr_api, then the
+ * write side is shut, and the loop runs until the server has closed. Any
+ * crash, leak, sanitizer report or connection that never ends is a bug. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "api/api_internal.h"
+#include "cache/cache.h"
+#include "cache/log.h"
+
+static struct sr_cache *cache;
+static struct sr_api *api;
+
+static int hook_resync(void *ctx, sr_api_done_cb done, void *arg)
+{
+    (void)ctx;
+    done(0, arg);
+    return 0;
+}
+
+static int hook_metrics(void *ctx, const char *id, sr_api_done_cb done, void *arg)
+{
+    (void)ctx;
+    done(id[0] == 'i' ? 0 : -1, arg);
+    return 0;
+}
+
+static void setup(void)
+{
+    sr_log_set_level(SR_LOG_CRITICAL);
+    cache = sr_cache_new();
+    struct sr_svc *v[2] = {
+        sr_svc_new(json_pack("{s:s, s:s, s:s, s:{s:s}, s:s}", "id", "id-web", "name", "web",
+                             "image", "nginx:1", "labels", "tier", "front", "stack", "shop")),
+        sr_svc_new(json_pack("{s:s, s:s, s:s}", "id", "x-db", "name", "db", "image", "pg")),
+    };
+    sr_cache_replace(cache, v, 2, NULL);
+    sr_cache_set_metrics(cache, "id-web", json_pack("{s:f}", "sample_time", 1700000000.5));
+    struct sr_api_opts o = {.host = "127.0.0.1", .port = 0, .max_header_bytes = 4096,
+                            .max_request_line = 1024, .max_concurrent_streams = 8,
+                            .sse_buffer_bytes = 4096};
+    struct sr_api_hooks h = {.resync = hook_resync, .collect_metrics = hook_metrics};
+    char err[256];
+    api = sr_api_new(&o, &h, cache, err, sizeof(err));
+    if (api == NULL) {
+        fprintf(stderr, "sr_api_new: %s\n", err);
+        abort();
+    }
+}
+
+static void drain(int fd)
+{
+    char buf[65536];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    if (api == NULL)
+        setup();
+    if (size == 0 || size > 60000)
+        return 0;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        abort();
+    int big = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    if (data[0] & 1) {
+        if (write(sv[0], preface, 24) != 24)
+            abort();
+    }
+    data++;
+    size--;
+    size_t off = 0;
+    sr_api__test_attach(api, sv[1]);
+    /* Write what fits, let the server read, repeat. */
+    for (int i = 0; off < size && i < 10000; i++) {
+        ssize_t n = write(sv[0], data + off, size - off);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno != EAGAIN)
+            break;
+        sr_api__test_step(api);
+        drain(sv[0]);
+    }
+    shutdown(sv[0], SHUT_WR);
+    size_t open = 1;
+    for (int i = 0; i < 2000 && open > 0; i++) {
+        open = sr_api__test_step(api);
+        drain(sv[0]);
+    }
+    close(sv[0]);
+    for (int i = 0; i < 100 && open > 0; i++)
+        open = sr_api__test_step(api);
+    if (open > 0) {
+        fprintf(stderr, "the connection is still open after its client closed\n");
+        abort();
+    }
+    return 0;
+}

@@ -600,6 +600,10 @@ static void *run(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    /* A freed bufferevent closes its socket in a finalizer the loop runs:
+     * one more turn, so the clients of connections closed by the stop see
+     * the close now, not when the API is freed. */
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
     return NULL;
 }
 

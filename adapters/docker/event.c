@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 static void copy(char *dst, size_t size, const json_t *v)
@@ -48,8 +49,12 @@ int sr_docker__event_parse(const char *line, size_t len, struct sr_docker_event 
     const json_t *tn = json_object_get(o, "timeNano"), *t = json_object_get(o, "time");
     if (json_is_integer(tn))
         ev->time_nano = (int64_t)json_integer_value(tn);
-    else if (json_is_integer(t))
-        ev->time_nano = (int64_t)json_integer_value(t) * 1000000000;
+    else if (json_is_integer(t)) {
+        /* Seconds to ns, saturating: a garbage "time" must not overflow. */
+        json_int_t sec = json_integer_value(t);
+        const json_int_t lim = INT64_MAX / 1000000000;
+        ev->time_nano = sec > lim ? INT64_MAX : sec < -lim ? INT64_MIN : (int64_t)sec * 1000000000;
+    }
 
     const char *ty = json_string_value(type), *ac = json_string_value(action);
     /* An ID that does not fit is not a Docker ID: never act on a prefix. */

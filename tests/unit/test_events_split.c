@@ -1,6 +1,7 @@
 /* The /events reader's pure parts: the line splitter (objects split across
  * reads, several per read, over-long lines, CR/RS framing) and the event
  * classifier, fed with tests/data/events.ndjson cut at every byte offset. */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "adapters/docker/event.h"
@@ -163,6 +164,10 @@ int main(void)
     ok(ev.kind == SR_DOCKER_EVENT_SERVICE && strcmp(ev.service_id, "abc") == 0,
        "service update -> refresh abc");
     is_int(ev.time_nano, 5000000000LL, "time without timeNano");
+    parse_ok("{\"Type\":\"node\",\"Action\":\"update\",\"time\":9223372036854775807}", &ev);
+    ok(ev.time_nano == INT64_MAX, "a time too large for ns saturates (found by fuzz_docker)");
+    parse_ok("{\"Type\":\"node\",\"Action\":\"update\",\"time\":-9223372036854775807}", &ev);
+    ok(ev.time_nano == INT64_MIN, "... and a negative one too");
     parse_ok("{\"Type\":\"service\",\"Action\":\"update\",\"Actor\":{}}", &ev);
     is_int(ev.kind, SR_DOCKER_EVENT_OTHER, "service event without an ID: nothing to do");
     parse_ok("{\"Type\":\"node\",\"Action\":\"update\",\"Actor\":{\"ID\":\"n\"}}", &ev);

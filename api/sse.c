@@ -273,7 +273,7 @@ void sr_api__sse_stop_all(struct sr_api__hub *hub)
 
 /* Replays the events after `since` from the ring; false when the ring no
  * longer holds them all (or they would not fit the buffer). */
-static bool replay(struct sr_api__sse *s, uint64_t since)
+static bool replay(struct sr_api__sse *s, uint64_t since, bool gap_ok)
 {
     struct sr_cache *cache = s->hub->api->router.cache;
     struct sr_event *batch[REPLAY_BATCH];
@@ -281,7 +281,7 @@ static bool replay(struct sr_api__sse *s, uint64_t since)
     bool first = true;
     for (;;) {
         size_t n = sr_cache_events_since(cache, cursor, batch, REPLAY_BATCH, &oldest);
-        bool ok = !(first && (oldest == 0 || since + 1 < oldest));
+        bool ok = gap_ok || !(first && (oldest == 0 || since + 1 < oldest));
         first = false;
         for (size_t i = 0; i < n; i++) {
             if (ok) {
@@ -322,12 +322,18 @@ struct sr_api__sse *sr_api__sse_new(struct sr_api__worker *w, const struct sr_ap
     if (sr_api__types_parse(park->types, &s->types) != 0)
         memset(&s->types, 0, sizeof(s->types));
 
-    uint64_t now = sr_cache_version(hub->api->router.cache);
+    struct sr_snapshot *snap = sr_cache_acquire(hub->api->router.cache);
+    uint64_t now = sr_snapshot_version(snap);
+    uint64_t services = sr_snapshot_services_version(snap);
+    sr_snapshot_release(snap);
     s->last_id = now;
     if (park->has_since && park->since != now) {
         /* Newer than the cache: another registry's (or a restarted one's)
-         * numbering. Older: replay, if the ring still has it all. */
-        if (park->since > now || !replay(s, park->since))
+         * numbering. Older: replay, if the ring still has it all; or if
+         * what it lost can only be metrics events (no service changed
+         * since): a resync carries the services, it would not repair
+         * those, and the next round brings them anyway. */
+        if (park->since > now || !replay(s, park->since, park->since >= services))
             resync(s);
     }
     s->ended = hub->stopping;

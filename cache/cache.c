@@ -793,6 +793,14 @@ struct sr_cache *sr_cache_new(void)
     return cache;
 }
 
+void sr_cache_set_base_version(struct sr_cache *cache, uint64_t base)
+{
+    struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
+                      .mets = sr_calloc(1, sizeof(struct sr_svc *))};
+    sr_snapshot_release(cache->current);
+    cache->current = snapshot_new(&d, base, base);
+}
+
 void sr_cache_free(struct sr_cache *cache)
 {
     if (cache == NULL)

@@ -149,6 +149,12 @@ size_t sr_cache_events_since(struct sr_cache *cache, uint64_t since, struct sr_e
  * resync: the publisher after drops, SSE clients behind the ring. */
 struct sr_event *sr_snapshot_resync_event(const struct sr_snapshot *snap);
 
+/* Makes the empty cache start at revision `base` instead of 0. Call before
+ * any writer or reader. The registry passes its start time in
+ * microseconds, so a restarted registry never reuses a revision: an ETag
+ * or long-poll index from before the restart cannot match a newer state. */
+void sr_cache_set_base_version(struct sr_cache *cache, uint64_t base);
+
 /* The current version (revision). */
 uint64_t sr_cache_version(struct sr_cache *cache);
 

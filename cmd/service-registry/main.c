@@ -20,6 +20,7 @@
 #include "api/api.h"
 #include "cache/cache.h"
 #include "cache/log.h"
+#include "cache/util.h"
 #include "cmd/service-registry/config.h"
 #include "cmd/service-registry/healthcheck.h"
 #include "publisher/publisher.h"
@@ -102,6 +103,9 @@ static int run(const struct sr_config *cfg)
     struct health_ctx hctx = {0};
     struct sr_cache *cache = sr_cache_new();
     sr_cache_set_log_size(cache, cfg->change_log_size);
+    /* Revisions unique across restarts (µs since the epoch: < 2^53, so
+     * exact as a JSON number anywhere). */
+    sr_cache_set_base_version(cache, (uint64_t)(sr_now() * 1e6));
 
     struct sr_docker_opts dopts = {
         .base_url = cfg->docker_base_url,

@@ -4,6 +4,7 @@
  * errors), parked requests answered as their hooks would, and the response
  * head. Any crash, leak or sanitizer report is a bug. */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,10 @@
 static struct sr_cache *cache;
 static struct sr_api__router rt;
 
-static void setup(void)
+/* (Re)fills the cache: POST /cache/clear in one input must not leave the
+ * next ones with nothing to route against. */
+static void fill(void)
 {
-    cache = sr_cache_new();
     struct sr_svc *v[3] = {
         sr_svc_new(json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:{s:b, s:s}, s:[]}", "id", "id-web",
                              "name", "web", "image", "nginx:1", "labels", "autoscaler.enabled",
@@ -34,6 +36,12 @@ static void setup(void)
     sr_cache_set_metrics(cache, "id-web",
                          json_pack("{s:s, s:f, s:i, s:[]}", "service", "web", "sample_time",
                                    1700000000.5, "containers_sampled", 0, "containers"));
+}
+
+static void setup(void)
+{
+    cache = sr_cache_new();
+    fill();
     rt = (struct sr_api__router){.cache = cache, .refresh_interval_sec = 30,
                                  .started_mono = sr_mono(), .can_refresh = true,
                                  .can_collect = true};
@@ -76,6 +84,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (cache == NULL)
         setup();
+    struct sr_snapshot *snap = sr_cache_acquire(cache);
+    bool emptied = sr_snapshot_count(snap) != 3 || sr_snapshot_metrics_count(snap) != 1;
+    sr_snapshot_release(snap);
+    if (emptied)
+        fill();
     if (size == 0)
         return 0;
     size_t chunk = (size_t)data[0] % 64 + 1;

@@ -129,7 +129,7 @@ jq -e '(.first_id | tonumber) == .first_cache_version and (.first_id | tonumber)
 ok $? "... with the current revision as its id"
 jq -e '.next_event == "service.updated" and .next_names_service and ((.next_id | tonumber) > (.first_id | tonumber))' <<<"$OUT" >/dev/null
 ok $? "then live events continue after it"
-timeout 2 curl -sN "$URL/events/stream?since=999999" >"$SR_TMP/c6.out"
+timeout 2 curl -sN "$URL/events/stream?since=$(( $(version) + 1000000 ))" >"$SR_TMP/c6.out"
 grep -q '^event: resync_required' "$SR_TMP/c6.out"; ok $? "an id from the future (restarted registry): resync_required"
 
 # 7. A reader that does not read: bounded, then resync_required (4 KiB buffer).
@@ -159,4 +159,24 @@ else
 fi
 kill -TERM "$REG_PID"; wait "$REG_PID"; is $? 0 "registry exits 0"
 ! grep -E "ERROR|Sanitizer|runtime error" "$REG_LOG" >/dev/null; ok $? "no errors or sanitizer reports"
+
+# 8. Resuming from GET /services' cache_version (the services version) after
+#    the ring lost only metrics events: nothing a resync could repair, so
+#    no resync_required; one service change lost still gets one. Revisions
+#    start at the start time in microseconds, never reused by a restart.
+start_registry ring "${QUIET[@]}" CHANGE_LOG_SIZE=4
+URL="http://127.0.0.1:$REG_PORT"
+poll_until 30 ready; ok $? "registry with CHANGE_LOG_SIZE=4 ready"
+(( $(version) > 1700000000000000 )); ok $? "revisions start at the start time in µs ($(version))"
+S=$(curl -sf "$URL/services" | jq .cache_version)
+for i in 1 2 3 4 5 6; do curl -sf -o /dev/null -X POST "$URL/services/$N/metrics"; done
+past() { (( $(version) >= S + 6 )); }
+poll_until 10 past; ok $? "six metrics events past the list's revision $S: the ring moved on"
+is "$(curl -sf "$URL/services" | jq .cache_version)" "$S" "... and the list's cache_version did not move"
+timeout 2 curl -sN "$URL/events/stream?since=$S" >"$SR_TMP/c8.out"
+! grep -q '^event: resync_required' "$SR_TMP/c8.out"; ok $? "since=<list cache_version>: no resync_required for lost metrics"
+grep -q "^event: metrics.$N" "$SR_TMP/c8.out"; ok $? "... the metrics events the ring still has are replayed"
+timeout 2 curl -sN "$URL/events/stream?since=$((S - 1))" >"$SR_TMP/c8b.out"
+grep -q '^event: resync_required' "$SR_TMP/c8b.out"; ok $? "since before the last service change: resync_required"
+stop_registry "$REG_PID"
 done_testing

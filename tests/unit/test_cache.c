@@ -55,6 +55,30 @@ static void on_events(struct sr_event *const *evs, size_t n, void *arg)
     h->log[(*h->nlog)++] = h->tag;
 }
 
+/* A base version: revisions go on from it (the registry passes its start
+ * time in µs, so a restart never reuses one). */
+static void test_base_version(void)
+{
+    struct sr_cache *c = sr_cache_new();
+    sr_cache_set_base_version(c, 1000);
+    is_int(sr_cache_version(c), 1000, "an empty cache at the base");
+    struct sr_snapshot *s = sr_cache_acquire(c);
+    is_int(sr_snapshot_services_version(s), 1000, "services version at the base");
+    size_t len;
+    is_str(sr_snapshot_list_body(s, &len), "{\"services\":[],\"count\":0,\"cache_version\":1000}",
+           "the empty list shows it");
+    sr_snapshot_release(s);
+    struct sr_svc *two[2] = {svc("v-1", "one", 1), svc("v-2", "two", 1)};
+    sr_cache_replace(c, two, 2, NULL);
+    is_int(sr_cache_version(c), 1003, "two adds and the services.updated: 1001..1003");
+    sr_cache_set_metrics(c, "v-1", json_pack("{s:i}", "cpu", 1));
+    s = sr_cache_acquire(c);
+    is_int(sr_snapshot_version(s), 1004, "a metrics commit moves the version");
+    is_int(sr_snapshot_services_version(s), 1003, "... not the services version");
+    sr_snapshot_release(s);
+    sr_cache_free(c);
+}
+
 /* A metrics batch is one commit, with one change (and event) per item. */
 static void test_metrics_batch(void)
 {
@@ -327,6 +351,7 @@ int main(void)
     sr_cache_free(c);
 
     test_metrics_batch();
+    test_base_version();
 
     /* The change feed. */
     c = sr_cache_new();

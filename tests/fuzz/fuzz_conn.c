@@ -26,18 +26,43 @@
 static struct sr_cache *cache;
 static struct sr_api *api;
 
+/* Hook completions are held, then released a few loop turns after the
+ * client's half-close, so a request still waiting for its hook meets the
+ * EOF (as POST /cache/refresh does against a real Docker). */
+struct held {
+    sr_api_done_cb done;
+    void *arg;
+    int status;
+};
+static struct held held[64];
+static size_t nheld;
+
+static int hold(sr_api_done_cb done, void *arg, int status)
+{
+    if (nheld == sizeof(held) / sizeof(held[0]))
+        return -1; /* refused: the API answers 503 */
+    held[nheld++] = (struct held){done, arg, status};
+    return 0;
+}
+
+static void release(void)
+{
+    size_t n = nheld;
+    nheld = 0;
+    for (size_t i = 0; i < n; i++)
+        held[i].done(held[i].status, held[i].arg);
+}
+
 static int hook_resync(void *ctx, sr_api_done_cb done, void *arg)
 {
     (void)ctx;
-    done(0, arg);
-    return 0;
+    return hold(done, arg, 0);
 }
 
 static int hook_metrics(void *ctx, const char *id, sr_api_done_cb done, void *arg)
 {
     (void)ctx;
-    done(id[0] == 'i' ? 0 : -1, arg);
-    return 0;
+    return hold(done, arg, id[0] == 'i' ? 0 : -1);
 }
 
 /* (Re)fills the cache: POST /cache/clear in one input must not leave the
@@ -120,10 +145,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     shutdown(sv[0], SHUT_WR);
     size_t open = 1;
-    for (int i = 0; i < 2000 && open > 0; i++) {
+    for (int i = 0; i < 2000 && (open > 0 || nheld > 0); i++) {
+        if (i == 3)
+            release();
         open = sr_api__test_step(api);
         drain(sv[0]);
     }
+    release();
     close(sv[0]);
     for (int i = 0; i < 100 && open > 0; i++)
         open = sr_api__test_step(api);

@@ -193,6 +193,13 @@ static struct sr_snapshot *snapshot_new(struct draft *d, uint64_t version,
     return s;
 }
 
+/* A draft with no services and no metrics (arrays allocated, as commit expects). */
+static struct draft empty_draft(void)
+{
+    return (struct draft){.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
+                          .mets = sr_calloc(1, sizeof(struct sr_svc *))};
+}
+
 static void draft_free(struct draft *d)
 {
     for (size_t i = 0; i < d->n; i++)
@@ -549,8 +556,7 @@ size_t sr_cache_clear(struct sr_cache *cache)
     for (size_t i = 0; i < cur->n; i++)
         changes_push(&ch, SR_CHANGE_REMOVED, cur->svcs[i]);
     size_t n = cur->n;
-    struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
-                      .mets = sr_calloc(1, sizeof(struct sr_svc *))};
+    struct draft d = empty_draft();
     commit(cache, &d, &ch, SR_COMMIT_CLEAR, 0);
     changes_free(&ch);
     return n;
@@ -787,16 +793,14 @@ struct sr_cache *sr_cache_new(void)
     pthread_mutex_init(&cache->stats_mu, NULL);
     pthread_mutex_init(&cache->feed_mu, NULL);
     sr_cache__ring_init(&cache->ring, SR_CACHE_DEFAULT_LOG_SIZE);
-    struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
-                      .mets = sr_calloc(1, sizeof(struct sr_svc *))};
+    struct draft d = empty_draft();
     cache->current = snapshot_new(&d, 0, 0);
     return cache;
 }
 
 void sr_cache_set_base_version(struct sr_cache *cache, uint64_t base)
 {
-    struct draft d = {.svcs = sr_calloc(1, sizeof(struct sr_svc *)),
-                      .mets = sr_calloc(1, sizeof(struct sr_svc *))};
+    struct draft d = empty_draft();
     sr_snapshot_release(cache->current);
     cache->current = snapshot_new(&d, base, base);
 }

@@ -27,6 +27,7 @@
 #define LOGGER SR_PUB_LOGGER
 #define DEFAULT_EXCHANGE "service-registry"
 #define DEFAULT_OUTBOX_MAX 10000
+#define DEFAULT_LIMIT_RECHECK_SEC 300
 #define DEFAULT_HEALTH_SEC 30
 #define WINDOW 1024        /* unconfirmed messages at once */
 #define STOP_GRACE_MS 1000 /* after flush_ms, before forcing the socket shut */
@@ -190,7 +191,7 @@ struct sr_publisher *sr_publisher_new(const struct sr_publisher_opts *opts, stru
     sr_publisher__url_display(&p->url, p->broker, sizeof(p->broker));
     snprintf(p->st.broker, sizeof(p->st.broker), "%s", p->broker);
     p->outbox_max = opts->outbox_max ? opts->outbox_max : DEFAULT_OUTBOX_MAX;
-    p->limit_recheck_sec = opts->limit_recheck_sec ? opts->limit_recheck_sec : 300;
+    p->limit_recheck_sec = opts->limit_recheck_sec ? opts->limit_recheck_sec : DEFAULT_LIMIT_RECHECK_SEC;
     p->health_interval_sec =
         opts->health_interval_sec ? opts->health_interval_sec : DEFAULT_HEALTH_SEC;
     p->health = opts->health;

@@ -28,6 +28,12 @@ static double rand01(struct sr_publisher *p)
     return (double)((p->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+/* The broker blocks our publishes (connection.blocked: a resource alarm). */
+static bool blocked(const struct sr_publisher *p)
+{
+    return p->link != NULL && sr_publisher__link_blocked(p->link)[0] != '\0';
+}
+
 static void set_state(struct sr_publisher *p, enum sr_publisher_state s, const char *error)
 {
     pthread_mutex_lock(&p->mu);
@@ -239,7 +245,7 @@ static int pump(struct sr_publisher *p, char *err, size_t errlen)
 {
     if (sr_publisher__link_drain(p->link, on_confirm, p, err, errlen) != 0)
         return -1;
-    if (sr_publisher__link_blocked(p->link)[0] != '\0' || p->probe_tag != 0)
+    if (blocked(p) || p->probe_tag != 0)
         return 0; /* blocked, or a re-check of the size limit must answer first */
     struct sr_pub_msg *m;
     while ((m = sr_publisher__outbox_next(&p->ob)) != NULL) {
@@ -305,8 +311,7 @@ void *sr_publisher__run(void *arg)
         report(p); /* queued moved from inbox to outbox: keep the sum right */
         double now = sr_mono();
         /* Blocked: nothing can go out, so there is nothing to wait for. */
-        if (stopping && (p->link == NULL || p->ob.count == 0 || now >= flush_deadline ||
-                         sr_publisher__link_blocked(p->link)[0] != '\0'))
+        if (stopping && (p->link == NULL || p->ob.count == 0 || now >= flush_deadline || blocked(p)))
             break;
         if (p->link == NULL && !stopping && now >= next_try && try_connect(p, &attempt, &next_try))
             next_health = sr_mono(); /* a fresh health.check right after connecting */
@@ -359,10 +364,10 @@ void *sr_publisher__run(void *arg)
     if (p->ob.count > 0)
         sr_log(SR_LOG_WARNING, LOGGER, "stopping with %zu message(s) %s", p->ob.count,
                p->link == NULL ? "unsent (broker unreachable)"
-               : sr_publisher__link_blocked(p->link)[0] ? "unsent (the broker blocks publishing)"
+               : blocked(p) ? "unsent (the broker blocks publishing)"
                                                         : "unconfirmed (flush time is up)");
     if (p->link != NULL) /* a blocked broker reads nothing, not even a close */
-        drop_link(p, sr_publisher__link_blocked(p->link)[0] == '\0');
+        drop_link(p, !blocked(p));
     set_state(p, SR_PUBLISHER_DISCONNECTED, NULL);
     report(p);
     pthread_mutex_lock(&p->mu);

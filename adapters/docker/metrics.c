@@ -159,8 +159,7 @@ json_t *sr_metrics_build(const struct sr_metrics_input *in)
             agg_add(&cpu, t->stats.cpu_percent);
         if (t->stats.mem_valid) {
             agg_add(&mem, t->stats.mem_percent);
-            mem_total = mem_total > UINT64_MAX - t->stats.mem_used ? UINT64_MAX
-                                                                   : mem_total + t->stats.mem_used;
+            sr_stats_add_sat(&mem_total, t->stats.mem_used);
         }
     }
     /* Compare the rounded means the document shows, so a reader can check
@@ -179,8 +178,7 @@ json_t *sr_metrics_build(const struct sr_metrics_input *in)
                      (json_int_t)in->ntasks, "containers_sampled", (json_int_t)sampled, "aggregate",
                      "cpu_percent_mean", agg_mean(&cpu), "cpu_percent_max", agg_max(&cpu),
                      "memory_percent_mean", agg_mean(&mem), "memory_percent_max", agg_max(&mem),
-                     "memory_bytes_total",
-                     (json_int_t)(mem_total > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : mem_total), "over_threshold", "cpu", cpu_over,
+                     "memory_bytes_total", sr_stats_json_u64(mem_total), "over_threshold", "cpu", cpu_over,
                      "memory", mem_over, "scale_metric", mem_metric ? mem_over : cpu_over,
                      "containers", containers, "errors", errors);
 }

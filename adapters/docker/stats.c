@@ -19,14 +19,12 @@ static uint64_t u64(const json_t *v)
     return 0;
 }
 
-/* Sums of counters: saturate rather than wrap (a wrapped sum would read as
- * a small number, and one over INT64_MAX as a negative JSON integer). */
-static void add_sat(uint64_t *acc, uint64_t v)
+void sr_stats_add_sat(uint64_t *acc, uint64_t v)
 {
     *acc = *acc > UINT64_MAX - v ? UINT64_MAX : *acc + v;
 }
 
-static json_int_t json_u64(uint64_t v)
+json_int_t sr_stats_json_u64(uint64_t v)
 {
     return v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v;
 }
@@ -86,8 +84,8 @@ static void compute_io(const json_t *stats, struct sr_container_stats *out)
     const char *ifname;
     const json_t *nic;
     json_object_foreach((json_t *)json_object_get(stats, "networks"), ifname, nic) {
-        add_sat(&out->net_rx, u64(json_object_get(nic, "rx_bytes")));
-        add_sat(&out->net_tx, u64(json_object_get(nic, "tx_bytes")));
+        sr_stats_add_sat(&out->net_rx, u64(json_object_get(nic, "rx_bytes")));
+        sr_stats_add_sat(&out->net_tx, u64(json_object_get(nic, "tx_bytes")));
     }
     size_t i;
     const json_t *e;
@@ -96,9 +94,9 @@ static void compute_io(const json_t *stats, struct sr_container_stats *out)
         if (op == NULL)
             continue;
         if (op[0] == 'r' || op[0] == 'R')
-            add_sat(&out->blk_read, u64(json_object_get(e, "value")));
+            sr_stats_add_sat(&out->blk_read, u64(json_object_get(e, "value")));
         else if (op[0] == 'w' || op[0] == 'W')
-            add_sat(&out->blk_write, u64(json_object_get(e, "value")));
+            sr_stats_add_sat(&out->blk_write, u64(json_object_get(e, "value")));
     }
     out->pids = u64(path2(stats, "pids_stats", "current"));
 }
@@ -124,13 +122,13 @@ json_t *sr_stats_to_json(const struct sr_container_stats *s)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I}",
                      "cpu_percent", num_or_null(s->cpu_valid, s->cpu_percent),
-                     "memory_bytes", s->mem_valid ? json_integer(json_u64(s->mem_used)) : json_null(),
+                     "memory_bytes", s->mem_valid ? json_integer(sr_stats_json_u64(s->mem_used)) : json_null(),
                      "memory_limit_bytes",
-                     s->mem_valid ? json_integer(json_u64(s->mem_limit)) : json_null(),
+                     s->mem_valid ? json_integer(sr_stats_json_u64(s->mem_limit)) : json_null(),
                      "memory_percent", num_or_null(s->mem_valid, s->mem_percent),
-                     "network_rx_bytes", json_u64(s->net_rx),
-                     "network_tx_bytes", json_u64(s->net_tx),
-                     "block_read_bytes", json_u64(s->blk_read),
-                     "block_write_bytes", json_u64(s->blk_write),
-                     "pids", json_u64(s->pids));
+                     "network_rx_bytes", sr_stats_json_u64(s->net_rx),
+                     "network_tx_bytes", sr_stats_json_u64(s->net_tx),
+                     "block_read_bytes", sr_stats_json_u64(s->blk_read),
+                     "block_write_bytes", sr_stats_json_u64(s->blk_write),
+                     "pids", sr_stats_json_u64(s->pids));
 }

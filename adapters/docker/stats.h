@@ -32,4 +32,10 @@ int sr_stats_compute(const json_t *stats, struct sr_container_stats *out);
  *  "block_write_bytes", "pids"}; cpu/memory values are null when not valid. */
 json_t *sr_stats_to_json(const struct sr_container_stats *s);
 
+/* Sums of counters saturate rather than wrap (a wrapped sum would read as a
+ * small number), and JSON shows values over INT64_MAX as INT64_MAX (not as
+ * a negative integer). */
+void sr_stats_add_sat(uint64_t *acc, uint64_t v);
+json_int_t sr_stats_json_u64(uint64_t v);
+
 #endif

@@ -611,29 +611,22 @@ def shutdown(port, pid):
     print(json.dumps(res))
 
 
+# mode -> the client and how to read its arguments after the port.
+MODES = {
+    "concurrent": (concurrent, int),
+    "slowloris": (slowloris,),
+    "lingerer": (lingerer,),
+    "zerowindow": (zerowindow,),
+    "continuations": (continuations, int, int),
+    "halfclose": (halfclose,),
+    "halfclose_big": (halfclose_big, int),
+    "halfclose_waiting": (halfclose_waiting,),
+    "halfclose_nowindow": (halfclose_nowindow,),
+    "stalledstream": (stalledstream, float),
+    "nonreading": (nonreading, int, str),
+    "shutdown": (shutdown, int),
+}
+
 if __name__ == "__main__":
-    mode, port = sys.argv[1], int(sys.argv[2])
-    if mode == "concurrent":
-        concurrent(port, int(sys.argv[3]))
-    elif mode == "slowloris":
-        slowloris(port)
-    elif mode == "lingerer":
-        lingerer(port)
-    elif mode == "zerowindow":
-        zerowindow(port)
-    elif mode == "continuations":
-        continuations(port, int(sys.argv[3]), int(sys.argv[4]))
-    elif mode == "halfclose":
-        halfclose(port)
-    elif mode == "halfclose_big":
-        halfclose_big(port, int(sys.argv[3]))
-    elif mode == "halfclose_waiting":
-        halfclose_waiting(port)
-    elif mode == "halfclose_nowindow":
-        halfclose_nowindow(port)
-    elif mode == "stalledstream":
-        stalledstream(port, float(sys.argv[3]))
-    elif mode == "nonreading":
-        nonreading(port, int(sys.argv[3]), sys.argv[4])
-    elif mode == "shutdown":
-        shutdown(port, int(sys.argv[3]))
+    fn, *convert = MODES[sys.argv[1]]
+    fn(int(sys.argv[2]), *(c(a) for c, a in zip(convert, sys.argv[3:])))

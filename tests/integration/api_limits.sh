@@ -6,6 +6,8 @@
 source "$SR_SRCDIR/tests/lib/tap.sh"
 source "$SR_SRCDIR/tests/lib/registry.sh"
 CLIENTS="$SR_SRCDIR/tests/integration/api_clients.py"
+# client MODE ARGS...: runs one raw client; its JSON report in $out (and the log).
+client() { out=$(/usr/bin/python3 "$CLIENTS" "$@"); diag "$out"; }
 /usr/bin/python3 -c 'import hpack, hyperframe' 2>/dev/null ||
     skip_all "python3-h2 (hpack, hyperframe) is not installed"
 ulimit -n 4096 2>/dev/null
@@ -22,31 +24,26 @@ out=$(/usr/bin/python3 "$CLIENTS" concurrent "$REG_PORT" 1000)
 is "$(jq .answered_200 <<<"$out")" 1000 "1000 concurrent connections (500 HTTP/1.1, 500 h2c): all answered 200"
 diag "$out"
 
-out=$(/usr/bin/python3 "$CLIENTS" slowloris "$REG_PORT")
-diag "$out"
+client slowloris "$REG_PORT"
 jq -e '.dropped_after != null and .dropped_after >= 1.5 and .dropped_after < 4' <<<"$out" >/dev/null
 ok $? "slowloris: dropped ~2 s (API_HEADER_TIMEOUT_SEC) after its first byte"
 is "$(jq -r .status <<<"$out")" 408 "slowloris: told 408 Request Timeout"
 jq -e '.normal_served >= 5' <<<"$out" >/dev/null
 ok $? "slowloris: a normal client is served all along"
 
-out=$(/usr/bin/python3 "$CLIENTS" lingerer "$REG_PORT")
-diag "$out"
+client lingerer "$REG_PORT"
 is "$(jq -r .status <<<"$out")" 400 "a bad request: 400, then the server closes"
 jq -e '.closed_after != null and .closed_after < 8' <<<"$out" >/dev/null
 ok $? "a client that keeps sending after it: closed within the 5 s lingering bound"
 
-out=$(/usr/bin/python3 "$CLIENTS" halfclose "$REG_PORT")
-diag "$out"
+client halfclose "$REG_PORT"
 jq -e '(.status == 200 or .status == 503) and .end_stream and .closed' <<<"$out" >/dev/null
 ok $? "h2 client half-closes right after POST /cache/refresh: still answered, then closed"
-out=$(/usr/bin/python3 "$CLIENTS" halfclose_big "$REG_PORT" 20)
-diag "$out"
+client halfclose_big "$REG_PORT" 20
 jq -e '.complete == 20' <<<"$out" >/dev/null
 ok $? "h2 client half-closes behind 20 answers of ~20 KB: all arrive whole, then the close"
 
-out=$(/usr/bin/python3 "$CLIENTS" halfclose_nowindow "$REG_PORT")
-diag "$out"
+client halfclose_nowindow "$REG_PORT"
 jq -e '.closed_after != null and .closed_after < 1' <<<"$out" >/dev/null
 ok $? "h2 client with window 0 half-closes: nothing can move any more, closed at once (not after API_IDLE_TIMEOUT_SEC)"
 
@@ -59,13 +56,11 @@ req --http2-prior-knowledge -H "X-Big: $big" "$URL/health"
 is "$HTTP_STATUS" 431 "h2 header list over API_MAX_HEADER_BYTES: 431"
 req --http2-prior-knowledge "$URL/services?x=$(head -c 1100 /dev/zero | tr '\0' b)"
 is "$HTTP_STATUS" 414 "h2 :path over API_MAX_REQUEST_LINE: 414"
-out=$(/usr/bin/python3 "$CLIENTS" continuations "$REG_PORT" 20000 100)
-diag "$out"
+client continuations "$REG_PORT" 20000 100
 is "$(jq .goaway <<<"$out")" 11 "h2 header block in 200 CONTINUATION frames: GOAWAY ENHANCE_YOUR_CALM"
 
 for proto in h1 h2; do
-    out=$(/usr/bin/python3 "$CLIENTS" nonreading "$REG_PORT" "$REG_PID" "$proto")
-    diag "$out"
+    client nonreading "$REG_PORT" "$REG_PID" "$proto"
     if grep -q libasan "/proc/$REG_PID/maps"; then
         # ASan keeps freed memory in quarantine (up to 256 MB): RSS says nothing.
         skip "$proto client that never reads: server RSS grows < 20 MB" "ASan build"
@@ -81,8 +76,7 @@ diag "peak RSS of the registry so far: $hwm kB"
 # An h2 client that never opens its flow-control window is closed after
 # API_IDLE_TIMEOUT_SEC like one that stops reading, PINGs or not.
 start_registry stall REFRESH_INTERVAL_SEC=3600 API_IDLE_TIMEOUT_SEC=2 API_MAX_HEADER_BYTES=262144
-out=$(/usr/bin/python3 "$CLIENTS" zerowindow "$REG_PORT")
-diag "$out"
+client zerowindow "$REG_PORT"
 jq -e '.headers and .data_bytes == 0' <<<"$out" >/dev/null
 ok $? "h2 window 0: the response HEADERS arrive, no DATA"
 # (The PINGs keep the connection itself alive; its waiting response is
@@ -93,16 +87,14 @@ jq -e '((.rst == 8 and .rst_after >= 1.5 and .rst_after < 6) or
 ok $? "h2 window 0, no WINDOW_UPDATE, PINGs: the response given up after API_IDLE_TIMEOUT_SEC (2 s)"
 # One stream kept without a window while others keep the connection busy:
 # that stream is reset after API_IDLE_TIMEOUT_SEC, the connection lives on.
-out=$(/usr/bin/python3 "$CLIENTS" stalledstream "$REG_PORT" 10)
-diag "$out"
+client stalledstream "$REG_PORT" 10
 jq -e '.rst1 == 8 and .rst1_after >= 1.5 and .rst1_after < 5 and .goaway == null and .answered >= 3' \
     <<<"$out" >/dev/null
 ok $? "h2 stream never given a window on a busy connection: RST_STREAM CANCEL after ~2 s, others served"
 
 # Debian's nghttp2 allows 8 CONTINUATION frames unless told more: a
 # 200 KB header list in full frames fits API_MAX_HEADER_BYTES=256 KiB.
-out=$(/usr/bin/python3 "$CLIENTS" continuations "$REG_PORT" 200000 16384)
-diag "$out"
+client continuations "$REG_PORT" 200000 16384
 is "$(jq .status <<<"$out")" 200 "h2 200 KB header list in 13 frames, API_MAX_HEADER_BYTES=262144: answered"
 
 # API_MAX_CONNECTIONS=3: three held, the fourth refused, one leaves, served again.

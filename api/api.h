@@ -65,6 +65,7 @@ struct sr_api_hooks {
 #define SR_API_DEFAULT_MAX_REQUEST_LINE 8192
 #define SR_API_DEFAULT_SSE_HEARTBEAT_SEC 15
 #define SR_API_DEFAULT_SSE_BUFFER_BYTES (1024 * 1024)
+#define SR_API_DEFAULT_SPIN_USEC 50 /* the service's default; see spin_usec */
 
 struct sr_api_opts {
     const char *host;              /* "0.0.0.0", "127.0.0.1", "::", ... */
@@ -85,6 +86,10 @@ struct sr_api_opts {
                                         header section, h2 header list -> 431 */
     unsigned max_request_line;       /* API_MAX_REQUEST_LINE 256-1048576: HTTP/1.1
                                         request line, h2 :path -> 414 */
+    /* Not defaulted: 0 never spins (what a zeroed opts gets); the service's
+     * config passes API_SPIN_USEC, default SR_API_DEFAULT_SPIN_USEC. */
+    unsigned spin_usec;              /* API_SPIN_USEC 0-1000: under dense load, a
+                                        worker polls this long before sleeping */
     /* GET /events/stream. 0 = the default above. */
     unsigned sse_heartbeat_sec;      /* SSE_HEARTBEAT_SEC 1-3600: ": heartbeat"
                                         comment period */

@@ -418,6 +418,7 @@ struct sr_api__limits {
     unsigned header_timeout_sec;
     unsigned max_header_bytes;
     unsigned max_request_line;
+    unsigned spin_usec;
 };
 
 /* ---- HTTP/2 request header rules (h2_check.c) ---------------------------- */
@@ -514,6 +515,8 @@ struct sr_api__worker {
     struct sr_api__hub *hub; /* watch.c: long-polls and SSE clients of this worker */
     struct sr_api__conn *conns;
     size_t nconns;
+    uint64_t reads; /* on_conn_read calls: tell loop()'s spin that work came */
+    double woke;    /* loop(): when the first read after a sleep came, or 0 */
     bool stopping; /* this thread: graceful stop under way */
     struct sr_api__health_cache health;
     struct sr_api__pool *pool; /* small blocks of this worker's connections */
@@ -654,6 +657,7 @@ struct sr_api__stats {
     atomic_uint_least64_t sse_events;       /* events written to SSE clients */
     atomic_uint_least64_t sse_resyncs;      /* resync_required sent */
     atomic_uint_least64_t sse_behind;       /* times a client fell behind its buffer */
+    atomic_uint_least64_t spin_idle_usec;   /* polling with nothing to do (loop()) */
     atomic_int_least64_t longpolls;         /* gauge: parked long-polls */
     atomic_int_least64_t sse_clients;       /* gauge: open SSE streams */
     double started;                         /* wall clock at sr_api_new */

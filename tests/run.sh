@@ -3,7 +3,7 @@
 # swarm, builds three variants and runs the tests:
 #   build-test  -Werror                    unit + integration
 #   build-asan  -Werror, ASan + UBSan      unit + integration
-#   build-tsan  -Werror, TSan              the cache's concurrency tests
+#   build-tsan  -Werror, TSan              the cache's concurrency tests, the API server's threads
 #   build-fuzz  clang, ASan + UBSan        libFuzzer targets, FUZZ_SECONDS (20) each
 # Ends with one "N passed, N failed" line; exits non-zero on any failure.
 set -uo pipefail
@@ -45,7 +45,7 @@ else
     failed_build=$((failed_build + 1))
 fi
 if setup build-tsan -Db_sanitize=thread -Db_lundef=false; then
-    run_suite build-tsan --suite unit_cache_threads --suite unit_cache
+    run_suite build-tsan --suite unit_cache_threads --suite unit_cache --suite unit_api_server
 else
     failed_build=$((failed_build + 1))
 fi

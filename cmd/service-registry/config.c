@@ -154,6 +154,7 @@ int sr_config_load(struct sr_config *cfg, sr_getenv_fn get, void *arg, char *err
         {"API_HEADER_TIMEOUT_SEC", "10", 1, 3600, &cfg->api_header_timeout_sec},
         {"API_MAX_HEADER_BYTES", "65536", 1024, 1048576, &cfg->api_max_header_bytes},
         {"API_MAX_REQUEST_LINE", "8192", 256, 1048576, &cfg->api_max_request_line},
+        {"API_SPIN_USEC", "50", 0, 1000, &cfg->api_spin_usec},
         {"SSE_HEARTBEAT_SEC", "15", 1, 3600, &cfg->sse_heartbeat_sec},
         {"SSE_BUFFER_BYTES", "1048576", 4096, 1073741824, &cfg->sse_buffer_bytes},
     };

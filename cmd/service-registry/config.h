@@ -28,6 +28,7 @@ struct sr_config {
     unsigned api_header_timeout_sec;
     unsigned api_max_header_bytes;
     unsigned api_max_request_line;
+    unsigned api_spin_usec;
     unsigned sse_heartbeat_sec;
     unsigned sse_buffer_bytes;
 };

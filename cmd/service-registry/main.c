@@ -53,6 +53,8 @@ static const char usage[] =
     "  API_HEADER_TIMEOUT_SEC        time to send a request head (default 10)\n"
     "  API_MAX_HEADER_BYTES          request header bytes (default 65536)\n"
     "  API_MAX_REQUEST_LINE          request line / :path bytes (default 8192)\n"
+    "  API_SPIN_USEC                 busy-poll this long before sleeping under dense\n"
+    "                                load, 0-1000, 0 = never (default 50)\n"
     "  SSE_HEARTBEAT_SEC             SSE heartbeat comment period (default 15)\n"
     "  SSE_BUFFER_BYTES              unsent bytes per SSE client (default 1048576)\n"
     "  LOG_LEVEL                     DEBUG, INFO, WARNING, ERROR, CRITICAL (default INFO)\n"
@@ -142,6 +144,7 @@ static int run(const struct sr_config *cfg)
         .header_timeout_sec = cfg->api_header_timeout_sec,
         .max_header_bytes = cfg->api_max_header_bytes,
         .max_request_line = cfg->api_max_request_line,
+        .spin_usec = cfg->api_spin_usec,
         .sse_heartbeat_sec = cfg->sse_heartbeat_sec,
         .sse_buffer_bytes = cfg->sse_buffer_bytes,
     };

@@ -992,6 +992,7 @@ int main(void)
         .header_timeout_sec = 1,
         .max_header_bytes = 2048,
         .max_request_line = 512,
+        .spin_usec = SR_API_DEFAULT_SPIN_USEC, /* as the service runs */
     };
     char err[256];
     struct sr_api *api = sr_api_new(&opts, &hooks, g_cache, err, sizeof(err));

@@ -55,6 +55,7 @@ int main(void)
     is_int(cfg.rabbitmq_limit_recheck_sec, 300, "RABBITMQ_LIMIT_RECHECK_SEC default");
     is_int(cfg.change_log_size, 4096, "CHANGE_LOG_SIZE default");
     is_int(cfg.api_threads, 1, "API_THREADS default");
+    is_int(cfg.api_spin_usec, 50, "API_SPIN_USEC default");
     is_int(cfg.api_max_connections, 1024, "API_MAX_CONNECTIONS default");
     is_int(cfg.api_header_timeout_sec, 10, "API_HEADER_TIMEOUT_SEC default");
     is_int(cfg.sse_heartbeat_sec, 15, "SSE_HEARTBEAT_SEC default");
@@ -105,6 +106,7 @@ int main(void)
     bad("API_HEADER_TIMEOUT_SEC", "0", "1 to");
     bad("API_MAX_HEADER_BYTES", "100", "1024 to");
     bad("SSE_HEARTBEAT_SEC", "0", "1 to");
+    bad("API_SPIN_USEC", "1001", "0 to 1000");
 
     ok(sr_config_check_role(NULL, err, sizeof(err)) == 0, "ROLE unset is fine");
     ok(sr_config_check_role("", err, sizeof(err)) == 0, "ROLE empty is fine");

@@ -23,8 +23,7 @@
 # median of many rounds is the figure to read.
 #
 # With two CPUs or more, h2load runs on CPU 0 and both servers on the others
-# (taskset): h2load and the server each saturate a core at these rates, and
-# unpinned they sometimes share one, which moved single runs by 20%.
+# (taskset; tests/bench/api_lib.sh does the setup).
 #
 # usage: tests/bench/api_throughput.sh [--duration SEC] [--threads N] [--rounds N (issue lines)]
 #   SR_BIN      the binary (default build-bench/cmd/service-registry/service-registry,
@@ -32,7 +31,6 @@
 #   API_THREADS is passed through (default 1); h2o gets as many threads.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-SRCDIR=$PWD
 DURATION=3
 ROUNDS=9
 THREADS=${API_THREADS:-1}
@@ -45,110 +43,18 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need h2o || ! need h2load; then
-    echo "# installing h2o / nghttp2-client"
-    apt-get update -qq >/dev/null 2>&1
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq h2o nghttp2-client >/dev/null || exit 1
-fi
-if [[ -z ${SR_BIN:-} ]]; then
-    if [[ ! -x build-bench/cmd/service-registry/service-registry ]]; then
-        [[ -d build-bench ]] || meson setup build-bench --buildtype=release >/dev/null || exit 1
-    fi
-    ninja -C build-bench cmd/service-registry/service-registry >/dev/null || exit 1
-    SR_BIN=$PWD/build-bench/cmd/service-registry/service-registry
-fi
-
-TMP=$(mktemp -d /tmp/srbench.XXXXXX)
-PREFIX="srb-$$-"
-LABEL="srbench=$$"
-REG_PID="" H2O_PID=""
-cleanup() {
-    [[ -n $REG_PID ]] && kill -TERM "$REG_PID" 2>/dev/null
-    [[ -n $H2O_PID ]] && kill -TERM "$H2O_PID" 2>/dev/null
-    wait 2>/dev/null
-    docker service ls -q --filter "label=$LABEL" | xargs -r docker service rm >/dev/null 2>&1
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-echo "# creating 100 labelled services (replicas 0)"
-seq -w 1 100 | xargs -P 8 -I{} docker service create --detach --name "${PREFIX}{}" --replicas 0 \
-    --label autoscaler.enabled=true --label "$LABEL" --label tier=web \
-    --label autoscaler.metric=cpu --label autoscaler.max=5 local/busybox:1 sleep 1000000 \
-    >/dev/null 2>&1
-
-# CPU placement: the client on CPU 0, the servers on the rest.
-NCPU=$(nproc)
-CLIENT_CPUS="" SERVER_CPUS=""
-if [[ $NCPU -ge 2 ]] && need taskset; then
-    CLIENT_CPUS=0
-    SERVER_CPUS=1-$((NCPU - 1))
-fi
-on_cpus() { # cpus command...: becomes the command (so $! is its PID), pinned
-    local cpus=$1
-    shift
-    if [[ -n $cpus ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
-}
+source tests/bench/api_lib.sh
 
 REG_PORT=$(free_port)
-ROLE=service-registry HOST=127.0.0.1 PORT=$REG_PORT LOG_LEVEL=WARNING REFRESH_INTERVAL_SEC=3600 \
-    API_THREADS=$THREADS on_cpus "$SERVER_CPUS" "$SR_BIN" >"$TMP/registry.log" 2>&1 &
-REG_PID=$!
-ours=0
-for _ in $(seq 1 600); do
-    ours=$(curl -s "http://127.0.0.1:$REG_PORT/services?label=$LABEL" | jq -r '.count // 0' 2>/dev/null)
-    [[ $ours == 100 ]] && break
-    sleep 0.1
-done
-if [[ $ours != 100 ]]; then
-    echo "only $ours of the 100 services showed up" >&2
-    exit 1
-fi
-# The bytes h2o will serve: exactly what the registry answers now. Their
-# cache version must not move during the run, so use a quiet moment.
-mkdir -p "$TMP/www"
-chmod 755 "$TMP" "$TMP/www" # h2o drops root privileges to nobody
-curl -s "http://127.0.0.1:$REG_PORT/services" -o "$TMP/www/services"
-curl -s "http://127.0.0.1:$REG_PORT/health" -o "$TMP/www/health"
+bench_start_registry "$REG_PORT" API_THREADS="$THREADS"
+REG_PID=$BENCH_PID
+bench_snapshot "$REG_PORT"
 total=$(jq .count "$TMP/www/services")
 echo "# registry: $SR_BIN, API_THREADS=$THREADS, $total services cached (100 ours)," \
     "/services $(stat -c %s "$TMP/www/services") bytes, /health $(stat -c %s "$TMP/www/health") bytes"
-
 H2O_PORT=$(free_port)
-cat >"$TMP/h2o.conf" <<EOF
-listen:
-  host: 127.0.0.1
-  port: $H2O_PORT
-num-threads: $THREADS
-http2-max-concurrent-requests-per-connection: 100
-file.mime.setdefaulttype: application/json
-hosts:
-  default:
-    paths:
-      /:
-        file.dir: $TMP/www
-        file.send-compressed: OFF
-EOF
-on_cpus "$SERVER_CPUS" h2o -c "$TMP/h2o.conf" >"$TMP/h2o.log" 2>&1 &
-H2O_PID=$!
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$H2O_PORT/services" && break
-    sleep 0.1
-done
-curl -s "http://127.0.0.1:$H2O_PORT/services" -o "$TMP/h2o.services"
-cmp -s "$TMP/h2o.services" "$TMP/www/services" ||
-    { echo "h2o does not serve the same bytes" >&2; ls -la "$TMP/www" "$TMP/h2o.services" >&2; head -c 300 "$TMP/h2o.services" >&2; exit 1; }
-echo "# h2o $(h2o --version | head -1 | awk '{print $3}'): num-threads $THREADS, same bytes from $TMP/www"
-if [[ -n $CLIENT_CPUS ]]; then
-    echo "# CPUs: h2load on $CLIENT_CPUS, both servers on $SERVER_CPUS"
-else
-    echo "# CPUs: $NCPU, not pinned"
-fi
+bench_start_h2o "$H2O_PORT" "$THREADS"
+H2O_PID=$BENCH_PID
 
 # CPU time (user + system) of a process, in clock ticks.
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -427,7 +427,7 @@ char *sr_api__prom_metrics(const struct sr_api__prom_input *in, size_t *len)
            "Times a Server-Sent Events client fell behind its buffer.",
            st ? (double)ld(&st->sse_behind) : 0);
     single(&b, "swarm_registry_api_spin_idle_seconds_total", "counter",
-           "Time the API threads spent polling with nothing to do (API_SPIN_USEC).",
+           "Wall time the API threads spent in spins' polls that read nothing (API_SPIN_USEC).",
            st ? (double)ld(&st->spin_idle_usec) / 1e6 : 0);
 
     /* Per service */

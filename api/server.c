@@ -603,13 +603,16 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
  * cross-CPU wakeup (3-4% of h2load's CPU in the bench), and adds that
  * wakeup's latency to the response. So under dense load the worker polls
  * (epoll_wait with no timeout) until spin_usec passed without a read, and
- * only then sleeps. Dense means a sleep ended in a read less than spin_usec
- * after the read before it: reads further apart never start a spin, so
- * light load (an autoscaler polling every few seconds, on new connections
- * or one kept alive) costs nothing, and after a spin that ends empty-handed
- * it takes a new short gap to start another. The time spent polling with
- * nothing to do is counted (/metrics). Returns when the loop was broken
- * (stop). */
+ * only then sleeps. Dense means the last DENSE_GAPS sleeps each ended in a
+ * read less than spin_usec after the read before it: reads further apart
+ * never start a spin, so light load (an autoscaler polling every few
+ * seconds, on new connections or one kept alive) costs nothing, and neither
+ * does the burst of one connection's handshake (an h2c client's SETTINGS
+ * ACK follows its first read at once). After a spin that ends empty-handed
+ * it takes DENSE_GAPS new short gaps to start another. The time spent in
+ * polls that read nothing is counted (/metrics). Returns when the loop was
+ * broken (stop). */
+#define DENSE_GAPS 3
 static void loop(struct sr_api__worker *w)
 {
     double spin = w->api->lim.spin_usec / 1e6;
@@ -617,10 +620,10 @@ static void loop(struct sr_api__worker *w)
         event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
         return;
     }
-    bool dense = false;
+    unsigned short_gaps = 0;
     double last_read = 0; /* when the last read was seen (at least) */
     for (;;) {
-        if (dense) {
+        if (short_gaps >= DENSE_GAPS) {
             uint64_t seen = w->reads;
             double prev = sr_mono(), idle = 0;
             last_read = prev;
@@ -641,14 +644,16 @@ static void loop(struct sr_api__worker *w)
             }
             atomic_fetch_add_explicit(&w->api->stats->spin_idle_usec, (uint64_t)(idle * 1e6),
                                       memory_order_relaxed);
+            short_gaps = 0;
         }
         w->woke = 0;
         if (event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY) < 0 ||
             event_base_got_break(w->base))
             return;
-        dense = w->woke != 0 && w->woke - last_read < spin;
-        if (w->woke != 0)
+        if (w->woke != 0) { /* not only a timer or a write */
+            short_gaps = w->woke - last_read < spin ? short_gaps + 1 : 0;
             last_read = sr_mono();
+        }
     }
 }
 

@@ -67,6 +67,7 @@ bench_start_registry() { # port [env...]
     local port=$1
     shift
     (
+        unset API_SPIN_USEC # the default, unless the caller passes it
         export ROLE=service-registry HOST=127.0.0.1 PORT="$port" LOG_LEVEL=WARNING \
             REFRESH_INTERVAL_SEC=3600 "$@"
         on_cpus "$SERVER_CPUS" "$SR_BIN"

@@ -20,13 +20,14 @@ while [[ $# -gt 0 ]]; do
     *) echo "usage: $0 [--rounds N]" >&2; exit 2 ;;
     esac
 done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a positive number" >&2; exit 2; }
 
 source tests/bench/api_lib.sh
 
 SPIN_PORT=$(free_port)
-bench_start_registry "$SPIN_PORT"
+bench_start_registry "$SPIN_PORT" API_THREADS=1
 PLAIN_PORT=$(free_port)
-bench_start_registry "$PLAIN_PORT" API_SPIN_USEC=0
+bench_start_registry "$PLAIN_PORT" API_THREADS=1 API_SPIN_USEC=0
 bench_snapshot "$SPIN_PORT"
 H2O_PORT=$(free_port)
 bench_start_h2o "$H2O_PORT" 1

@@ -149,9 +149,34 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : len;
 }
 
+/* Where utf8_len found no sequence at p: the length of its "maximal
+ * subpart" (Unicode §3.9, what WHATWG decoders do), the start of a valid
+ * sequence cut short, or 1. The second byte's range excludes overlong
+ * forms, surrogates and code points above U+10FFFF, so a prefix that
+ * passes it is one a longer input would have completed. */
+static size_t utf8_bad_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3, lo = p[0] == 0xe0 ? 0xa0 : 0x80, hi = p[0] == 0xed ? 0x9f : 0xbf;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4, lo = p[0] == 0xf0 ? 0x90 : 0x80, hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+    else
+        return 1;
+    size_t i = 1;
+    if (i < n && p[i] >= lo && p[i] <= hi)
+        for (i++; i < len && i < n && (p[i] & 0xc0) == 0x80; i++)
+            ;
+    return i;
+}
+
 /* A JSON string of s whatever bytes it holds: a request target can carry
  * any, and a fixed buffer may have cut a character in two. jansson refuses
- * invalid UTF-8, so each byte that starts no valid sequence becomes U+FFFD. */
+ * invalid UTF-8, so each maximal subpart of an ill-formed sequence (a cut
+ * character, or a byte that starts none) becomes one U+FFFD. */
 json_t *sr_json_text(const char *s)
 {
     json_t *j = json_string(s);
@@ -165,7 +190,7 @@ json_t *sr_json_text(const char *s)
         if (len == 0) {
             memcpy(out + k, "\xef\xbf\xbd", 3);
             k += 3;
-            i++;
+            i += utf8_bad_len(p + i, n - i);
         } else {
             memcpy(out + k, p + i, len);
             k += len;

@@ -314,7 +314,10 @@ static void test_json_text(void)
         {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},                         /* overlong '/' */
         {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},         /* a surrogate */
         {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* > U+10FFFF */
-        {"x\xe2\x82y", "x\xef\xbf\xbd\xef\xbf\xbdy"},
+        {"x\xe2\x82y", "x\xef\xbf\xbdy"},                              /* cut: one */
+        {"a\xf0\x9f\x98", "a\xef\xbf\xbd"},                            /* cut emoji */
+        {"\xe0\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},         /* overlong */
+        {"\xe2\x82\xe2\x82\xac", "\xef\xbf\xbd\xe2\x82\xac"},               /* cut, then whole */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[64];

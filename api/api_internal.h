@@ -515,8 +515,7 @@ struct sr_api__worker {
     struct sr_api__hub *hub; /* watch.c: long-polls and SSE clients of this worker */
     struct sr_api__conn *conns;
     size_t nconns;
-    uint64_t reads; /* on_conn_read calls: tell loop()'s spin that work came */
-    double woke;    /* loop(): when the first read after a sleep came, or 0 */
+    double woke; /* loop(): when the first read since it reset this came, or 0 */
     bool stopping; /* this thread: graceful stop under way */
     struct sr_api__health_cache health;
     struct sr_api__pool *pool; /* small blocks of this worker's connections */

@@ -320,8 +320,7 @@ static void on_conn_read(evutil_socket_t fd, short what, void *arg)
     /* Bytes came: load for loop()'s spin (an EOF or error is none). */
     struct sr_api__worker *w = c->w;
     if (w->woke == 0 && w->api->lim.spin_usec != 0)
-        w->woke = sr_mono(); /* the first read since loop() went to sleep */
-    w->reads++;
+        w->woke = sr_mono(); /* the first read since loop() last reset it */
     if (c->draining) {
         evbuffer_drain(in, (size_t)-1);
         /* Each read restarts linger_timeout: the overall bound is ours. */
@@ -624,16 +623,15 @@ static void loop(struct sr_api__worker *w)
     double last_read = 0; /* when the last read was seen (at least) */
     for (;;) {
         if (short_gaps >= DENSE_GAPS) {
-            uint64_t seen = w->reads;
             double prev = sr_mono(), idle = 0;
             last_read = prev;
             for (;;) {
+                w->woke = 0;
                 if (event_base_loop(w->base, EVLOOP_NONBLOCK | EVLOOP_NO_EXIT_ON_EMPTY) < 0 ||
                     event_base_got_break(w->base))
                     return;
                 double now = sr_mono();
-                if (w->reads != seen) {
-                    seen = w->reads;
+                if (w->woke != 0) {
                     last_read = now;
                 } else {
                     idle += now - prev;

@@ -1,6 +1,7 @@
 #include "cache/util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,41 +124,19 @@ int sr_parse_int(const char *s, long long min, long long max, long long *out)
     return 0;
 }
 
-/* The length of the UTF-8 sequence (RFC 3629: no overlong forms, no
- * surrogates, at most U+10FFFF) at p, n bytes available; 0 if there is none. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t cp, min;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2, cp = p[0] & 0x1f, min = 0x80;
-    else if ((p[0] & 0xf0) == 0xe0)
-        len = 3, cp = p[0] & 0x0f, min = 0x800;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        len = 4, cp = p[0] & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : len;
-}
-
-/* Where utf8_len found no sequence at p: the length of its "maximal
- * subpart" (Unicode §3.9, what WHATWG decoders do), the start of a valid
- * sequence cut short, or 1. The second byte's range excludes overlong
- * forms, surrogates and code points above U+10FFFF, so a prefix that
- * passes it is one a longer input would have completed. */
-static size_t utf8_bad_len(const unsigned char *p, size_t n)
+/* The UTF-8 sequence at p, n bytes available (RFC 3629: no overlong forms,
+ * no surrogates, at most U+10FFFF): its length with *ok set, or, with *ok
+ * cleared, the length of its "maximal subpart" (Unicode §3.9, what WHATWG
+ * decoders replace with one U+FFFD): the start of a valid sequence cut
+ * short, or 1. The second byte's range (Unicode table 3-7) is what rules
+ * out overlong forms, surrogates and code points above U+10FFFF. */
+static size_t utf8_scan(const unsigned char *p, size_t n, bool *ok)
 {
     size_t len;
     unsigned char lo = 0x80, hi = 0xbf;
+    *ok = true;
+    if (p[0] < 0x80)
+        return 1;
     if (p[0] >= 0xc2 && p[0] <= 0xdf)
         len = 2;
     else if (p[0] >= 0xe0 && p[0] <= 0xef)
@@ -165,11 +144,12 @@ static size_t utf8_bad_len(const unsigned char *p, size_t n)
     else if (p[0] >= 0xf0 && p[0] <= 0xf4)
         len = 4, lo = p[0] == 0xf0 ? 0x90 : 0x80, hi = p[0] == 0xf4 ? 0x8f : 0xbf;
     else
-        return 1;
+        len = 0;
     size_t i = 1;
-    if (i < n && p[i] >= lo && p[i] <= hi)
+    if (len > 0 && i < n && p[i] >= lo && p[i] <= hi)
         for (i++; i < len && i < n && (p[i] & 0xc0) == 0x80; i++)
             ;
+    *ok = i == len;
     return i;
 }
 
@@ -186,11 +166,12 @@ json_t *sr_json_text(const char *s)
     char *out = sr_malloc(3 * n + 1);
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(p + i, n - i);
-        if (len == 0) {
+        bool ok;
+        size_t len = utf8_scan(p + i, n - i, &ok);
+        if (!ok) {
             memcpy(out + k, "\xef\xbf\xbd", 3);
             k += 3;
-            i += utf8_bad_len(p + i, n - i);
+            i += len;
         } else {
             memcpy(out + k, p + i, len);
             k += len;

@@ -47,14 +47,16 @@ static int route(const struct sr_api__router *rt, const char *method, const char
     return rc;
 }
 
-/* GET path?index=I&wait=1s: DONE or PARK (the response is dropped). */
-static int poll_route(const struct sr_api__router *rt, const char *path, uint64_t index)
+/* GET path?index=I&wait=1s: DONE (the response in *out, or dropped if out
+ * is NULL) or PARK. */
+static int poll_route(const struct sr_api__router *rt, const char *path, uint64_t index,
+                      struct sr_api__response *out)
 {
     char target[128];
     snprintf(target, sizeof(target), "%s?index=%llu&wait=1s", path, (unsigned long long)index);
     struct sr_api__response r;
-    int rc = route(rt, "GET", target, NULL, &r, NULL);
-    if (rc == SR_API_ROUTE_DONE)
+    int rc = route(rt, "GET", target, NULL, out != NULL ? out : &r, NULL);
+    if (rc == SR_API_ROUTE_DONE && out == NULL)
         sr_api__response_clear(&r);
     return rc;
 }
@@ -794,16 +796,18 @@ static void test_metrics(struct sr_cache *cache, struct sr_api__router *rt)
     json_decref(call_inm(rt, "GET", "/services/web", svc_tag, &r));
     is_int(r.status, 304, "/services/{name}: still 304 after a metrics commit");
     sr_api__response_clear(&r);
-    is_int(poll_route(rt, "/services", list_index), SR_API_ROUTE_PARK,
+    is_int(poll_route(rt, "/services", list_index, NULL), SR_API_ROUTE_PARK,
            "/services?index=<its index>: parks though the cache version moved");
     json_decref(call(rt, "GET", "/services/nope", &r));
     is_int(r.status, 404, "an unknown service: 404");
     ok(r.index == list_index, "... whose X-Registry-Index is the services version too");
     sr_api__response_clear(&r);
-    is_int(poll_route(rt, "/services/nope", list_index), SR_API_ROUTE_PARK,
+    is_int(poll_route(rt, "/services/nope", list_index, NULL), SR_API_ROUTE_PARK,
            "a long-poll for a service yet to come parks with that index (no spin)");
-    is_int(poll_route(rt, "/services/web/metrics", v_before), SR_API_ROUTE_DONE,
+    is_int(poll_route(rt, "/services/web/metrics", v_before, &r), SR_API_ROUTE_DONE,
            "/services/{name}/metrics?index=<before>: answered at once");
+    ok(r.index == sr_cache_version(cache), "... with the cache version as its index");
+    sr_api__response_clear(&r);
 
     j = call(rt, "GET", "/services/web/metrics", &r);
     is_int(r.status, 200, "metrics: 200");

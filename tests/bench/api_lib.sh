@@ -9,6 +9,7 @@
 #   bench_snapshot PORT                      the registry's /services and /health
 #                                            bytes into $TMP/www
 #   on_cpus CPUS CMD...                      exec CMD pinned (CPUS may be empty)
+#   median X...                              the median of numbers
 # With two CPUs or more, the client runs on CLIENT_CPUS (0) and the servers
 # on SERVER_CPUS (the others): h2load and a server each saturate a core at
 # these rates, and unpinned they sometimes share one, which moved single runs
@@ -56,6 +57,8 @@ on_cpus() { # cpus command...: becomes the command (so $! is its PID), pinned
     shift
     if [[ -n $cpus ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
 }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "# creating 100 labelled services (replicas 0)"
 seq -w 1 100 | xargs -P 8 -I{} docker service create --detach --name "${PREFIX}{}" --replicas 0 \
@@ -112,10 +115,9 @@ EOC
     BENCH_PID=$!
     BENCH_PIDS+=("$BENCH_PID")
     for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$1/services" && break
+        curl -s "http://127.0.0.1:$1/services" -o "$TMP/h2o.services" && break
         sleep 0.1
     done
-    curl -s "http://127.0.0.1:$1/services" -o "$TMP/h2o.services"
     cmp -s "$TMP/h2o.services" "$TMP/www/services" || {
         echo "h2o does not serve the same bytes" >&2
         ls -la "$TMP/www" "$TMP/h2o.services" >&2

@@ -37,7 +37,7 @@ rps() { # port path n args...: h2load's req/s (0 if anything failed)
     local port=$1 path=$2 n=$3
     shift 3
     local out
-    out=$(on_cpus_run h2load -n "$n" "$@" "http://127.0.0.1:$port$path" 2>&1)
+    out=$( (on_cpus "$CLIENT_CPUS" h2load -n "$n" "$@" "http://127.0.0.1:$port$path") 2>&1)
     if ! grep -q "requests: $n total, $n started, $n done, $n succeeded" <<<"$out"; then
         echo "h2load failed against :$port$path ($*):" >&2
         tail -5 <<<"$out" >&2
@@ -46,8 +46,6 @@ rps() { # port path n args...: h2load's req/s (0 if anything failed)
     fi
     grep -o 'finished in [^,]*, [0-9.]* req/s' <<<"$out" | awk '{print $(NF-1)}'
 }
-on_cpus_run() { (on_cpus "$CLIENT_CPUS" "$@"); }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? a / b : 0) }'; }
 
 printf '\n%-9s %-14s %11s %11s %11s %9s %9s %10s\n' path line "spin req/s" "plain req/s" \

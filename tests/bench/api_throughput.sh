@@ -101,7 +101,6 @@ run() { # port pid path args...
 }
 
 lowest() { awk -v w="${1:-999}" -v x="$2" 'BEGIN { print (x != "n/a" && x < w) ? x : w }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 printf '\n%-9s %-16s %14s %10s %14s %10s %6s %11s %5s %9s\n' path line "registry req/s" "(CPU us)" \
     "h2o req/s" "(CPU us)" ratio "(rounds)" "won" "h2load %"

@@ -81,7 +81,8 @@ ok $? "load running against the spinning registry"
 # The stop's loopbreak must end the spin itself: a lost one would still be
 # caught by the 1 s grace timer, so the exit must come well before it.
 kill -TERM "$SPIN_PID"
-poll_ms 600 10 bash -c "! kill -0 $SPIN_PID"
+gone() { ! kill -0 "$SPIN_PID" 2>/dev/null; }
+poll_ms 600 10 gone
 ok $? "SIGTERM under a spinning load: exited in $POLL_MS ms (< 600, the grace period is 1 s)"
 wait "$SPIN_PID"
 is "$?" 0 "exit status 0"

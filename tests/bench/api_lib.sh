@@ -1,5 +1,6 @@
 # Shared setup of the API benchmarks (api_throughput.sh, api_spin_ab.sh):
-# source it from the repository root. It installs h2o and h2load if missing,
+# source it from the repository root. It starts the local swarm if there is
+# none (deploy/local/swarm-up.sh), installs h2o and h2load if missing,
 # builds SR_BIN (release) if not given, creates 100 labelled services
 # (replicas 0) on the real swarm, and removes them and every process it
 # started on exit. Functions:
@@ -28,6 +29,9 @@ if [[ -z ${SR_BIN:-} ]]; then
     ninja -C build-bench cmd/service-registry/service-registry >/dev/null || exit 1
     SR_BIN=$PWD/build-bench/cmd/service-registry/service-registry
 fi
+
+# A Docker engine in Swarm mode with local/busybox:1 (starts one if needed).
+deploy/local/swarm-up.sh || exit 1
 
 TMP=$(mktemp -d /tmp/srbench.XXXXXX)
 PREFIX="srb-$$-"

@@ -528,6 +528,15 @@ static void clear(const struct sr_api__router *rt, struct sr_api__response *out)
                 st.version);
 }
 
+/* The index an endpoint answers with (X-Registry-Index), which its
+ * long-polls compare with: the list and the records only move with the
+ * services, metrics with everything. */
+static uint64_t endpoint_index(const struct sr_snapshot *snap, int endpoint)
+{
+    return endpoint == SR_API_EP_SERVICE_METRICS ? sr_snapshot_version(snap)
+                                                 : sr_snapshot_services_version(snap);
+}
+
 static void not_found_service(const struct sr_api__router *rt, const char *name,
                               struct sr_api__response *out)
 {
@@ -536,18 +545,24 @@ static void not_found_service(const struct sr_api__router *rt, const char *name,
     route_error(rt, out, 404, "service_not_found", msg);
 }
 
+/* A read's 404 for `name`, with the index `endpoint` has in `snap` (released
+ * here): a long-poll waiting for the service to appear parks, not spins. */
+static void not_found_read(const struct sr_api__router *rt, struct sr_snapshot *snap,
+                           int endpoint, const char *name, struct sr_api__response *out)
+{
+    uint64_t index = endpoint_index(snap, endpoint);
+    sr_snapshot_release(snap);
+    not_found_service(rt, name, out);
+    out->has_index = true;
+    out->index = index;
+}
+
 static void service(const struct sr_api__router *rt, const char *name, struct sr_api__response *out)
 {
     struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
     const struct sr_svc *svc = sr_snapshot_find(snap, name);
     if (svc == NULL) {
-        /* The endpoint's own index, which long-polls compare with: a client
-         * waiting for the service to appear parks instead of spinning. */
-        uint64_t index = sr_snapshot_services_version(snap);
-        sr_snapshot_release(snap);
-        not_found_service(rt, name, out);
-        out->has_index = true;
-        out->index = index;
+        not_found_read(rt, snap, SR_API_EP_SERVICE, name, out);
         return;
     }
     memset(out, 0, sizeof(*out));
@@ -613,8 +628,7 @@ static void metrics_get(const struct sr_api__router *rt, const char *name,
     struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
     const struct sr_svc *svc = sr_snapshot_find(snap, name);
     if (svc == NULL) {
-        sr_snapshot_release(snap);
-        not_found_service(rt, name, out);
+        not_found_read(rt, snap, SR_API_EP_SERVICE_METRICS, name, out);
         return;
     }
     metrics_from(rt, snap, svc, out);
@@ -894,11 +908,8 @@ static int want_wait(const struct sr_api__router *rt, const struct sr_api__reque
         else if (wait_ms > SR_API_WAIT_MAX_MS)
             wait_ms = SR_API_WAIT_MAX_MS;
     }
-    /* The index each endpoint answers with (X-Registry-Index): the list and
-     * the records only move with the services, metrics with everything. */
     struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
-    uint64_t now = endpoint == SR_API_EP_SERVICE_METRICS ? sr_snapshot_version(snap)
-                                                         : sr_snapshot_services_version(snap);
+    uint64_t now = endpoint_index(snap, endpoint);
     sr_snapshot_release(snap);
     if (index == 0 || now != index)
         return 0;

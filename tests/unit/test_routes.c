@@ -804,6 +804,13 @@ static void test_metrics(struct sr_cache *cache, struct sr_api__router *rt)
     sr_api__response_clear(&r);
     is_int(poll_route(rt, "/services/nope", list_index, NULL), SR_API_ROUTE_PARK,
            "a long-poll for a service yet to come parks with that index (no spin)");
+    json_decref(call(rt, "GET", "/services/nope/metrics", &r));
+    is_int(r.status, 404, "metrics of an unknown service: 404");
+    ok(r.has_index && r.index == sr_cache_version(cache),
+       "... whose X-Registry-Index is the cache version (the metrics' index)");
+    sr_api__response_clear(&r);
+    is_int(poll_route(rt, "/services/nope/metrics", sr_cache_version(cache), NULL),
+           SR_API_ROUTE_PARK, "a metrics long-poll for a service yet to come parks too");
     is_int(poll_route(rt, "/services/web/metrics", v_before, &r), SR_API_ROUTE_DONE,
            "/services/{name}/metrics?index=<before>: answered at once");
     ok(r.index == sr_cache_version(cache), "... with the cache version as its index");

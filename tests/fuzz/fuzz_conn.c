@@ -21,6 +21,7 @@
 #include "api/api_internal.h"
 #include "cache/cache.h"
 #include "cache/log.h"
+#include "tests/fuzz/fixture.h"
 
 static struct sr_cache *cache;
 static struct sr_api *api;
@@ -64,21 +65,7 @@ static int hook_metrics(void *ctx, const char *id, sr_api_done_cb done, void *ar
     return hold(done, arg, id[0] == 'i' ? 0 : -1);
 }
 
-/* (Re)fills the cache: POST /cache/clear in one input must not leave the
- * next ones with nothing to serve. */
-static uint64_t filled_at; /* the cache version fill() left */
-
-static void fill(void)
-{
-    struct sr_svc *v[2] = {
-        sr_svc_new(json_pack("{s:s, s:s, s:s, s:{s:s}, s:s}", "id", "id-web", "name", "web",
-                             "image", "nginx:1", "labels", "tier", "front", "stack", "shop")),
-        sr_svc_new(json_pack("{s:s, s:s, s:s}", "id", "x-db", "name", "db", "image", "pg")),
-    };
-    sr_cache_replace(cache, v, 2, NULL);
-    sr_cache_set_metrics(cache, "id-web", json_pack("{s:f}", "sample_time", 1700000000.5));
-    filled_at = sr_cache_version(cache);
-}
+static uint64_t filled_at; /* the cache version sr_fuzz_fill() left */
 
 static void setup(void)
 {
@@ -87,7 +74,7 @@ static void setup(void)
      * reported as such, not kill the run with SIGPIPE (and lose the input). */
     signal(SIGPIPE, SIG_IGN);
     cache = sr_cache_new();
-    fill();
+    filled_at = sr_fuzz_fill(cache);
     struct sr_api_opts o = {.host = "127.0.0.1", .port = 0, .max_header_bytes = 4096,
                             .max_request_line = 1024, .max_concurrent_streams = 8,
                             .sse_buffer_bytes = 4096};
@@ -113,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (api == NULL)
         setup();
     if (sr_cache_version(cache) != filled_at)
-        fill(); /* an input wrote to the cache (POST /cache/clear) */
+        filled_at = sr_fuzz_fill(cache); /* an input wrote to the cache */
     if (size == 0 || size > 60000)
         return 0;
     int sv[2];

@@ -11,39 +11,17 @@
 #include "api/api_internal.h"
 #include "cache/cache.h"
 #include "cache/util.h"
+#include "tests/fuzz/fixture.h"
 
 static struct sr_cache *cache;
 static struct sr_api__router rt;
 
-/* (Re)fills the cache: POST /cache/clear in one input must not leave the
- * next ones with nothing to route against. */
-static uint64_t filled_at; /* the cache version fill() left */
-
-static void fill(void)
-{
-    struct sr_svc *v[3] = {
-        sr_svc_new(json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:{s:b, s:s}, s:[]}", "id", "id-web",
-                             "name", "web", "image", "nginx:1", "labels", "autoscaler.enabled",
-                             "true", "tier", "front", "stack", "shop", "autoscaler", "enabled", 1,
-                             "metric", "cpu", "config_errors")),
-        sr_svc_new(json_pack("{s:s, s:s, s:s, s:{s:s}, s:n, s:[s]}", "id", "id-db", "name", "db",
-                             "image", "pg:15", "labels", "autoscaler.metric", "memory", "stack",
-                             "config_errors", "autoscaler.max: not a number")),
-        sr_svc_new(json_pack("{s:s, s:s, s:s, s:{s:s}}", "id", "id-\xc3\xa9", "name",
-                             "caf\xc3\xa9.x", "image", "x", "labels", "autoscaler.metrics.port",
-                             "9100")),
-    };
-    sr_cache_replace(cache, v, 3, NULL);
-    sr_cache_set_metrics(cache, "id-web",
-                         json_pack("{s:s, s:f, s:i, s:[]}", "service", "web", "sample_time",
-                                   1700000000.5, "containers_sampled", 0, "containers"));
-    filled_at = sr_cache_version(cache);
-}
+static uint64_t filled_at; /* the cache version sr_fuzz_fill() left */
 
 static void setup(void)
 {
     cache = sr_cache_new();
-    fill();
+    filled_at = sr_fuzz_fill(cache);
     rt = (struct sr_api__router){.cache = cache, .refresh_interval_sec = 30,
                                  .started_mono = sr_mono(), .can_refresh = true,
                                  .can_collect = true};
@@ -87,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cache == NULL)
         setup();
     if (sr_cache_version(cache) != filled_at)
-        fill(); /* an input wrote to the cache (POST /cache/clear) */
+        filled_at = sr_fuzz_fill(cache); /* an input wrote to the cache */
     if (size == 0)
         return 0;
     size_t chunk = (size_t)data[0] % 64 + 1;

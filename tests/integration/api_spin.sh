@@ -8,10 +8,7 @@ source "$SR_SRCDIR/tests/lib/tap.sh"
 source "$SR_SRCDIR/tests/lib/registry.sh"
 command -v h2load >/dev/null || skip_all "h2load (nghttp2-client) is not installed"
 
-spin_idle() { # port: the counter's value
-    curl -s "http://127.0.0.1:$1/metrics" |
-        awk '$1 == "swarm_registry_api_spin_idle_seconds_total" { print $2 }'
-}
+spin_idle() { metric "http://127.0.0.1:$1" swarm_registry_api_spin_idle_seconds_total; } # port
 healthy() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health") == 200 ]]; }
 # dense PORT N: N h2c requests, 4 connections x 10 streams; prints succeeded.
 dense() {

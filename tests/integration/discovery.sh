@@ -39,7 +39,7 @@ poll_until 15 listed; ok $? "the three labelled services are listed"
 warned() { grep -c "service ${P}yes: autoscaler.enabled=\"yes\" is neither true nor false" "$REG_LOG"; }
 warned_once() { [[ $(warned) -ge 1 ]]; }
 poll_until 5 warned_once; ok $? "a WARNING names ${P}yes and its autoscaler.enabled value"
-resyncs() { curl -sf "$URL/metrics" | awk '$1 == "swarm_registry_resyncs_total" {print $2}'; }
+resyncs() { metric "$URL" swarm_registry_resyncs_total; }
 r0=$(resyncs)
 two_more() { [[ $(resyncs) -ge $((r0 + 2)) ]]; }
 poll_until 10 two_more; ok $? "two more full refreshes ran"

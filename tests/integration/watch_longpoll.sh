@@ -24,7 +24,7 @@ poll_until 10 listed; ok $? "service listed"
 index_of() { tr -d '\r' <"$1" | awk 'tolower($1)=="x-registry-index:"{print $2}'; }
 cur_index() { curl -sI "$URL/services/$N" | tr -d '\r' | awk 'tolower($1)=="x-registry-index:"{print $2}'; }
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
-longpolls() { curl -s "$URL/metrics" | awk '$1=="swarm_registry_watchers{kind=\"longpoll\"}"{print $2}'; }
+longpolls() { metric "$URL" 'swarm_registry_watchers{kind="longpoll"}'; }
 parked() { [[ $(longpolls) == "$1" ]]; }
 
 # Every read answer carries the index.

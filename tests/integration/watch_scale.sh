@@ -40,7 +40,7 @@ for mode in sse longpoll; do
     fi
     jq -e '.lat_ms_max != null and .lat_ms_max < 50' <<<"$OUT" >/dev/null
     ok $? "$mode: slowest watcher $(jq .lat_ms_max <<<"$OUT") ms after the commit (p50 $(jq .lat_ms_p50 <<<"$OUT") ms; < 50 ms)"
-    gone() { curl -s "$URL/metrics" | grep -q '^swarm_registry_watchers{kind="'$mode'"} 0$'; }
+    gone() { [[ $(metric "$URL" "swarm_registry_watchers{kind=\"$mode\"}") == 0 ]]; }
     poll_until 10 gone; ok $? "$mode: all watchers released after the clients closed"
 done
 kill -TERM "$REG_PID"; wait "$REG_PID"; is $? 0 "registry exits 0"

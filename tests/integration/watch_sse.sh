@@ -14,7 +14,7 @@ ready() {  # events stream up, first refresh and metrics round done
     curl -sf "$URL/cache/stats" |
         jq -e '.docker.events_connected and .refreshes >= 1 and .metrics == .services'
 }
-sse_clients() { curl -s "$URL/metrics" | awk '$1=="swarm_registry_watchers{kind=\"sse\"}"{print $2}'; }
+sse_clients() { metric "$URL" 'swarm_registry_watchers{kind="sse"}'; }
 clients_are() { [[ $(sse_clients) == "$1" ]]; }
 version() { curl -sf "$URL/cache/stats" | jq .cache_version; }
 

@@ -47,6 +47,12 @@ start_registry() {
     poll_until 10 answers "$REG_PORT"
 }
 
+# metric URL NAME: the value of the Prometheus sample NAME (with its labels,
+# as exposed) on URL/metrics; empty when there is none.
+metric() {
+    curl -s "$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+
 # answers PORT: true once anything answers HTTP there (any status).
 answers() {
     [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/health") != 000 ]]

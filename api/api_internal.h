@@ -162,6 +162,7 @@ struct sr_api__request {
     const char *method;
     const char *target;        /* as sent: path and query; absolute-form ok */
     const char *if_none_match; /* NULL when absent */
+    const char *if_match;      /* NULL when absent */
     const char *last_event_id; /* Last-Event-ID (SSE resume), NULL when absent */
     bool no_wait;              /* ignore index=/wait= (a woken long-poll) */
     struct sr_api__health_cache *health_cache; /* the caller thread's, or NULL */
@@ -188,7 +189,7 @@ struct sr_api__park {
     char *name; /* METRICS: the service name; WATCH on /services/{name}/metrics too */
     char *id;   /* METRICS: its Docker ID */
     /* WATCH: the request to route again (no_wait) once woken */
-    char *target, *if_none_match;
+    char *target, *if_none_match, *if_match;
     bool head;
     uint64_t index;   /* WATCH: answer once the cache is past this revision */
     uint64_t wait_ms; /* WATCH: at most this long (before jitter) */
@@ -351,6 +352,8 @@ enum sr_api__timer {
     SR_API_TIMER_HEAD = 1, /* a request head began (or none yet on a new
                               connection): header_timeout_sec from then */
     SR_API_TIMER_IDLE = 2, /* nothing in progress: idle_timeout_sec */
+    SR_API_TIMER_BODY = 3, /* request content is due: idle_timeout_sec from
+                              its last progress (sr_api__conn_timer_at) */
 };
 
 struct sr_api__proto {
@@ -405,6 +408,9 @@ void sr_api__conn_read(struct sr_api__conn *c, bool on);
  * changes, so a HEAD deadline counts from the first byte of the head. The
  * event itself is moved only when the deadline comes earlier than it. */
 void sr_api__conn_timer(struct sr_api__conn *c, enum sr_api__timer kind);
+/* The same with an explicit deadline (monotonic seconds), which may move
+ * while the kind stays. */
+void sr_api__conn_timer_at(struct sr_api__conn *c, enum sr_api__timer kind, double deadline);
 
 /* Date header value for now (cached per second, per worker). */
 const char *sr_api__date(struct sr_api__worker *w);
@@ -566,7 +572,7 @@ int sr_api__h2_goaway(struct evbuffer *out, uint32_t last, uint32_t code, const 
 struct sr_api__upgrade {
     const unsigned char *settings; /* decoded HTTP2-Settings payload */
     size_t settings_len;
-    const char *method, *target, *if_none_match, *last_event_id;
+    const char *method, *target, *if_none_match, *if_match, *last_event_id;
 };
 /* Queues the 101, replaces c's HTTP/1.1 state (freeing it, and `u` with
  * it) by an HTTP/2 session upgraded from `u` (RFC 7540 §3.2), answers
@@ -645,7 +651,7 @@ enum sr_api__endpoint {
 };
 enum { SR_API_METHOD_GET, SR_API_METHOD_HEAD, SR_API_METHOD_POST, SR_API_METHOD_OTHER };
 #define SR_API_METHOD_COUNT 4 /* GET, HEAD, POST, other */
-#define SR_API_CODE_COUNT 14  /* see prom.c codes[] */
+#define SR_API_CODE_COUNT 15  /* see prom.c codes[] */
 
 /* Shared by every worker: relaxed atomics (counters and gauges that only
  * need to add up, not to order anything). */

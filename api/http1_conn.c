@@ -45,12 +45,16 @@ struct h1 {
     bool streaming;
     int stream_minor;
     bool served_any; /* a request was answered: IDLE, not HEAD, between them */
+    /* Content of an answered request still being skipped: what was left,
+     * and when that last moved (set_timer). */
+    uint64_t body_mark;
+    double body_at;
     /* An accepted Upgrade: h2c, done once the parser loop has returned. */
     bool upgrading;
     struct {
         unsigned char *settings;
         size_t settings_len;
-        char *method, *target, *if_none_match, *last_event_id;
+        char *method, *target, *if_none_match, *if_match, *last_event_id;
     } up;
 };
 
@@ -178,12 +182,14 @@ static bool want_upgrade(struct h1 *h, const struct sr_api__h1_request *req)
         return false;
     }
     const char *inm = sr_api__h1_header(req, "if-none-match");
+    const char *im = sr_api__h1_header(req, "if-match");
     const char *lei = sr_api__h1_header(req, "last-event-id");
     h->up.settings = settings;
     h->up.settings_len = (size_t)len;
     h->up.method = sr_strdup(req->method);
     h->up.target = sr_strdup(req->target);
     h->up.if_none_match = inm ? sr_strdup(inm) : NULL;
+    h->up.if_match = im ? sr_strdup(im) : NULL;
     h->up.last_event_id = lei ? sr_strdup(lei) : NULL;
     h->upgrading = true;
     return true;
@@ -210,6 +216,7 @@ static int dispatch(struct h1 *h, const struct sr_api__h1_request *req)
         .method = req->method,
         .target = req->target,
         .if_none_match = sr_api__h1_header(req, "if-none-match"),
+        .if_match = sr_api__h1_header(req, "if-match"),
         .last_event_id = sr_api__h1_header(req, "last-event-id"),
         .health_cache = &c->w->health,
     };
@@ -309,9 +316,21 @@ static void set_timer(struct h1 *h)
     size_t in = evbuffer_get_length(bufferevent_get_input(c->bev));
     size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
     enum sr_api__timer t;
-    if (h->pending != NULL || out > 0)
+    uint64_t left = h->parser.body_left;
+    if (left == 0)
+        h->body_mark = 0;
+    if (h->pending != NULL || out > 0) {
         t = SR_API_TIMER_NONE; /* busy; the write timeout covers a stalled flush */
-    else if (!sr_api__h1_idle(&h->parser) || in > 0 || !h->served_any)
+    } else if (left > 0) {
+        /* Content being skipped is not part of the head: it gets
+         * idle_timeout_sec from its last progress. */
+        if (left != h->body_mark) {
+            h->body_mark = left;
+            h->body_at = sr_mono_coarse();
+        }
+        sr_api__conn_timer_at(c, SR_API_TIMER_BODY, h->body_at + c->api->lim.idle_timeout_sec);
+        return;
+    } else if (!sr_api__h1_idle(&h->parser) || in > 0 || !h->served_any)
         t = SR_API_TIMER_HEAD;
     else
         t = SR_API_TIMER_IDLE;
@@ -338,6 +357,7 @@ static int run(struct h1 *h)
         .method = h->up.method,
         .target = h->up.target,
         .if_none_match = h->up.if_none_match,
+        .if_match = h->up.if_match,
         .last_event_id = h->up.last_event_id,
     };
     sr_log(SR_LOG_DEBUG, "api", "%s: %s %s: upgrade to h2c", c->peer, u.method, u.target);
@@ -394,6 +414,12 @@ static int on_shutdown(struct sr_api__conn *c)
 static int on_timeout(struct sr_api__conn *c, enum sr_api__timer kind)
 {
     struct h1 *h = c->impl;
+    if (kind == SR_API_TIMER_BODY) {
+        /* The request was answered as soon as its head was in. */
+        sr_log(SR_LOG_DEBUG, "api", "%s: request content stopped for %u s: closing (h1)", c->peer,
+               c->api->lim.idle_timeout_sec);
+        return SR_API_CONN_CLOSE;
+    }
     bool partial = !sr_api__h1_idle(&h->parser) ||
                    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
     if (kind == SR_API_TIMER_HEAD && partial) {
@@ -419,6 +445,7 @@ static void h1_free(struct sr_api__conn *c)
     free(h->up.method);
     free(h->up.target);
     free(h->up.if_none_match);
+    free(h->up.if_match);
     free(h->up.last_event_id);
     free(h);
     c->impl = NULL;

@@ -66,6 +66,7 @@ struct stream {
     char *path;          /* path_buf, or owned when longer */
     char path_buf[96];
     char *if_none_match; /* owned, or NULL */
+    char *if_match;      /* owned, or NULL */
     char *last_event_id; /* owned, or NULL */
     size_t nheaders, header_bytes;
     uint64_t body_len;
@@ -73,6 +74,8 @@ struct stream {
     bool rejected;    /* malformed: reset with PROTOCOL_ERROR, never answered */
     int error;        /* status to answer instead of routing, or 0 */
     bool head;
+    bool expect_continue; /* Expect: 100-continue */
+    uint8_t interim_due;  /* 100 (Continue) HEADERS submitted, not yet encoded */
     bool ended;       /* the client's END_STREAM arrived */
     bool complete;    /* the whole request arrived (or it was answered early) */
     bool responded;   /* a response was submitted */
@@ -81,6 +84,7 @@ struct stream {
     struct body *body;
     size_t wire_off; /* bytes of the body already put in the output */
     double moved_at; /* its response last made progress (see scan_stalled), or 0 */
+    double body_at;  /* its request's content last made progress (while incomplete) */
     struct sr_api__pending *pending;
     struct sr_api__park park;
     struct sr_api__sse *sse; /* GET /events/stream: a long-lived response */
@@ -101,6 +105,7 @@ struct h2 {
     struct stream *streams;
     size_t nstreams;
     struct stream *hdr_stream; /* the stream whose header block is being read */
+    int32_t head_id;    /* the stream of a header block still arriving, or 0 */
     size_t nincomplete; /* streams whose request has not fully arrived */
     bool served_any;    /* a request began: IDLE, not HEAD, when none is open */
     bool notice_sent;   /* shutdown notice submitted */
@@ -243,9 +248,12 @@ static void stream_free(struct stream *s)
     if (s->path != s->path_buf)
         free(s->path);
     free(s->if_none_match);
+    free(s->if_match);
     free(s->last_event_id);
     if (h2->hdr_stream == s)
         h2->hdr_stream = NULL;
+    if (h2->head_id == s->id)
+        h2->head_id = 0; /* reset inside its header block */
     sr_api__pool_release(h2->pool, s);
 }
 
@@ -484,6 +492,7 @@ static void dispatch(struct stream *s)
     struct sr_api__request rq = {.method = s->method,
                                  .target = s->path,
                                  .if_none_match = s->if_none_match,
+                                 .if_match = s->if_match,
                                  .last_event_id = s->last_event_id,
                                  .health_cache = &c->w->health};
     struct sr_api__response r;
@@ -534,7 +543,13 @@ static int send_headers(struct h2 *h2, const uint8_t *hd)
      * update due, so the tables stay in step. */
     struct sr_api__hfield f[SR_API_H__COUNT];
     struct hvalues v;
-    size_t n = s != NULL && s->body != NULL ? response_fields(s, &v, f) : 0;
+    size_t n = 0;
+    if (s != NULL && s->interim_due > 0) { /* frames go out in submission order */
+        s->interim_due--;
+        f[n++] = (struct sr_api__hfield){SR_API_H_STATUS, "100", 3};
+    } else if (s != NULL && s->body != NULL) {
+        n = response_fields(s, &v, f);
+    }
     /* Our fields are short (the longest: an ETag), and far from the
      * smallest SETTINGS_MAX_FRAME_SIZE (16384). */
     uint8_t frame[9 + 1024];
@@ -589,14 +604,37 @@ static void reject(struct stream *s)
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct h2 *h2 = user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    /* A header block (a request's or trailers) has begun: it must end
+     * within header_timeout_sec from now, whatever came before it. */
+    h2->head_id = frame->hd.stream_id;
+    sr_api__conn_timer(h2->conn, SR_API_TIMER_NONE);
+    sr_api__conn_timer(h2->conn, SR_API_TIMER_HEAD);
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     struct stream *s = stream_new(h2, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
     h2->hdr_stream = s;
-    /* A header block has begun: it must end within header_timeout_sec. */
-    sr_api__conn_timer(h2->conn, SR_API_TIMER_HEAD);
     return 0;
+}
+
+/* Several fields are one comma-separated list (RFC 9110 §5.3): appends
+ * `value` to *list, up to INM_MAX bytes in all. False when over. */
+static bool join_field(char **list, const uint8_t *value, size_t valuelen)
+{
+    size_t old = *list ? strlen(*list) : 0;
+    if (old + valuelen + 2 > INM_MAX)
+        return false;
+    *list = sr_realloc(*list, old + valuelen + 3);
+    char *p = *list + old;
+    if (old) {
+        *p++ = ',';
+        *p++ = ' ';
+    }
+    memcpy(p, value, valuelen);
+    p[valuelen] = '\0';
+    return true;
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
@@ -625,9 +663,12 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     }
     if (s->error)
         return 0;
-    /* RFC 9113 §6.5.2: name + value + 32 per field. */
+    /* RFC 9113 §6.5.2: name + value + 32 per field; the field count, as
+     * HTTP/1.1's, leaves the pseudo-headers out. */
     s->header_bytes += namelen + valuelen + 32;
-    if (++s->nheaders > SR_API_MAX_HEADERS || s->header_bytes > lim->max_header_bytes) {
+    if (name[0] != ':' && ++s->nheaders > SR_API_MAX_HEADERS)
+        s->error = 431;
+    if (s->error || s->header_bytes > lim->max_header_bytes) {
         s->error = 431;
         return 0;
     }
@@ -641,18 +682,13 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         if (s->last_event_id == NULL && valuelen <= LAST_EVENT_ID_MAX)
             s->last_event_id = sr_strndup((const char *)value, valuelen);
     } else if (namelen == 13 && memcmp(name, "if-none-match", 13) == 0) {
-        /* Several fields are one comma-separated list (RFC 9110 §5.3). */
-        size_t old = s->if_none_match ? strlen(s->if_none_match) : 0;
-        if (old + valuelen + 2 <= INM_MAX) {
-            s->if_none_match = sr_realloc(s->if_none_match, old + valuelen + 3);
-            char *p = s->if_none_match + old;
-            if (old) {
-                *p++ = ',';
-                *p++ = ' ';
-            }
-            memcpy(p, value, valuelen);
-            p[valuelen] = '\0';
-        }
+        join_field(&s->if_none_match, value, valuelen); /* too long: no 304 */
+    } else if (namelen == 6 && memcmp(name, "expect", 6) == 0) {
+        s->expect_continue = valuelen == 12 && strncasecmp((const char *)value, "100-continue", 12) == 0;
+    } else if (namelen == 8 && memcmp(name, "if-match", 8) == 0) {
+        /* Dropping it would let the request act unconditionally. */
+        if (!join_field(&s->if_match, value, valuelen))
+            s->error = 431;
     }
     return 0;
 }
@@ -668,6 +704,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         return 0;
     /* Content is not read by any endpoint; it is only counted. */
     s->body_len += len;
+    s->body_at = sr_mono_coarse();
     if (s->check.content_length >= 0 && s->body_len > (uint64_t)s->check.content_length)
         reject(s); /* more than it announced (§8.1.1) */
     return 0;
@@ -704,7 +741,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && h2->head_id == frame->hd.stream_id)
+        h2->head_id = 0; /* the block is complete */
     struct stream *s = stream_of(h2, frame->hd.stream_id);
+    if (s != NULL && frame->hd.type == NGHTTP2_HEADERS)
+        s->body_at = sr_mono_coarse(); /* its content is due from now */
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (s != NULL && end)
         s->ended = true;
@@ -733,6 +774,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         s->reset_after = true;
         h2->any_reset_after = true;
         dispatch(s);
+    } else if (s->expect_continue && frame->hd.type == NGHTTP2_HEADERS) {
+        /* RFC 9110 §10.1.1: the client waits for this before its content. */
+        if (nghttp2_submit_headers(session, NGHTTP2_FLAG_NONE, s->id, NULL, NULL, 0, NULL) == 0)
+            s->interim_due++;
     }
     return 0;
 }
@@ -816,14 +861,31 @@ static void scan_stalled(struct h2 *h2)
     }
 }
 
+/* When the stalest incomplete request times out: idle_timeout_sec after
+ * its content last moved. */
+static double body_deadline(const struct h2 *h2)
+{
+    double first = 0;
+    for (const struct stream *s = h2->streams; s != NULL; s = s->next)
+        if (!s->complete && (first == 0 || s->body_at < first))
+            first = s->body_at;
+    return first + h2->conn->api->lim.idle_timeout_sec;
+}
+
 static void set_timer(struct h2 *h2)
 {
     enum sr_api__timer t;
     bool moved = h2->data_sent != h2->data_mark, stalled = false;
     h2->data_mark = h2->data_sent;
     size_t out = evbuffer_get_length(bufferevent_get_output(h2->conn->bev));
-    if (h2->nincomplete > 0 || !h2->served_any || h2->hold_data) {
+    if (h2->head_id != 0 || !h2->served_any || h2->hold_data) {
         t = SR_API_TIMER_HEAD; /* (hold_data: the client's preface is due) */
+    } else if (h2->nincomplete > 0) {
+        /* Content is due on a stream: its own deadline, so that a slow
+         * upload is not a slow head and cuts no other stream. */
+        h2->stalled = false;
+        sr_api__conn_timer_at(h2->conn, SR_API_TIMER_BODY, body_deadline(h2));
+        return;
     } else if (!moved && (out == 0 || h2->stalled) && h2->nstreams > 0 &&
                response_unfinished(h2)) {
         /* The output drained and no DATA followed while a response waits:
@@ -1034,9 +1096,30 @@ static int on_shutdown(struct sr_api__conn *c)
     return flush(h2, false);
 }
 
+/* Answers 408 on each stream whose content stopped for idle_timeout_sec,
+ * then resets it (as too_large does); the connection and its other
+ * streams go on. */
+static int body_timeout(struct h2 *h2)
+{
+    double now = sr_mono_coarse(), idle = h2->conn->api->lim.idle_timeout_sec;
+    for (struct stream *s = h2->streams; s != NULL; s = s->next) {
+        if (s->complete || s->body_at + idle > now + 0.01)
+            continue;
+        sr_log(SR_LOG_DEBUG, "api", "%s: h2 stream %" PRId32 ": content stopped for %.0f s: 408",
+               h2->conn->peer, s->id, now - s->body_at);
+        s->reset_after = true;
+        h2->any_reset_after = true;
+        mark_complete(s);
+        respond_error(s, 408, "request_timeout", "the request content did not arrive in time");
+    }
+    return flush(h2, false);
+}
+
 static int on_timeout(struct sr_api__conn *c, enum sr_api__timer kind)
 {
     struct h2 *h2 = c->impl;
+    if (kind == SR_API_TIMER_BODY)
+        return body_timeout(h2);
     static const char head_msg[] = "request headers not complete in time";
     static const char idle_msg[] = "idle timeout";
     bool head = kind == SR_API_TIMER_HEAD;
@@ -1168,6 +1251,7 @@ int sr_api__http2_upgrade(struct sr_api__conn *c, const struct sr_api__upgrade *
     s->head = strcmp(s->method, "HEAD") == 0;
     set_path(s, u->target, strlen(u->target));
     s->if_none_match = u->if_none_match ? sr_strdup(u->if_none_match) : NULL;
+    s->if_match = u->if_match ? sr_strdup(u->if_match) : NULL;
     if (u->last_event_id != NULL && strlen(u->last_event_id) <= LAST_EVENT_ID_MAX)
         s->last_event_id = sr_strdup(u->last_event_id);
     int rv = nghttp2_session_upgrade2(h2->session, u->settings, u->settings_len, s->head, s);

@@ -91,8 +91,13 @@
  *   built bodies       "v<V>-<FNV-1a of the bytes, 8 hex>" (health, stats,
  *                      events, errors, POST answers): they also hold counters
  *                      that move without the version.
- * If-None-Match on GET/HEAD of a 200 answer -> 304 with no body (weak
- * comparison, "*" matches). It is ignored on POST.
+ * Preconditions (RFC 9110 §13), on answers that would be 2xx (others
+ * ignore them): If-Match (strong comparison: a weak tag never matches; "*"
+ * any current representation) false -> 412; then If-None-Match (weak
+ * comparison, "*" matches) true -> 304 with no body on GET/HEAD of a 200,
+ * 412 on POST. A POST's target has a current representation only for
+ * /services/{name}/metrics (its GET tag); /cache/refresh and /cache/clear
+ * have none, so any If-Match fails there.
  *
  * X-Registry-Index: <revision> on every GET/HEAD answer: the version the
  * body reflects (the services version for /services and /services/{name};
@@ -149,6 +154,8 @@ const char *sr_api__reason(int status)
         return "Request Timeout";
     case 411:
         return "Length Required";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Content Too Large";
     case 414:
@@ -243,6 +250,12 @@ static void route_error(const struct sr_api__router *rt, struct sr_api__response
     tag_built(r, cache_version(rt));
 }
 
+static void precondition_failed(const struct sr_api__router *rt, struct sr_api__response *r)
+{
+    route_error(rt, r, 412, "precondition_failed",
+                "a precondition (If-Match or If-None-Match) does not hold");
+}
+
 /* ---- conditional requests --------------------------------------------------- */
 
 /* Next entity-tag of a list: [W/]"opaque" with its bounds in *tag. Returns
@@ -265,24 +278,44 @@ static const char *next_tag(const char *s, const char **tag, size_t *len)
     return end + 1;
 }
 
-bool sr_api__etag_match(const char *inm, const char *etag)
+/* Whether `etag` is in the list (or the list is "*"). Weak comparison
+ * ignores W/ on both sides; strong never matches a weak tag. */
+static bool tag_in_list(const char *list, const char *etag, bool strong)
 {
-    if (inm == NULL || etag == NULL || etag[0] == '\0')
+    if (list == NULL || etag == NULL || etag[0] == '\0')
         return false;
-    const char *p = inm;
+    const char *p = list;
     while (*p == ' ' || *p == '\t')
         p++;
     if (p[0] == '*')
         return true;
-    /* Weak comparison: the W/ prefix is ignored on both sides. */
-    const char *mine = etag[0] == 'W' ? etag + 2 : etag;
+    bool weak = etag[0] == 'W';
+    if (strong && weak)
+        return false;
+    const char *mine = weak ? etag + 2 : etag;
     size_t mlen = strlen(mine);
     const char *t;
     size_t tl;
-    while ((p = next_tag(p, &t, &tl)) != NULL)
-        if (tl == mlen && memcmp(t, mine, tl) == 0)
+    while ((p = next_tag(p, &t, &tl)) != NULL) {
+        bool tweak = t - list >= 2 && t[-2] == 'W' && t[-1] == '/';
+        if (tl == mlen && memcmp(t, mine, tl) == 0 && !(strong && tweak))
             return true;
+    }
     return false;
+}
+
+bool sr_api__etag_match(const char *inm, const char *etag)
+{
+    return tag_in_list(inm, etag, false);
+}
+
+/* RFC 9110 §13.2.2 before a POST acts: `tag` is its target's current
+ * representation's, NULL when it has none. False: answer 412. */
+static bool post_preconditions(const struct sr_api__request *req, const char *tag)
+{
+    if (req->if_match != NULL && (tag == NULL || !tag_in_list(req->if_match, tag, true)))
+        return false;
+    return tag == NULL || !tag_in_list(req->if_none_match, tag, false);
 }
 
 /* 304: no body, no type; the tag stays (RFC 9110 §15.4.5). */
@@ -530,11 +563,12 @@ static void clear(const struct sr_api__router *rt, struct sr_api__response *out)
 
 /* The index an endpoint answers with (X-Registry-Index), which its
  * long-polls compare with: the list and the records only move with the
- * services, metrics with everything. */
+ * services, the rest (metrics) with everything. */
 static uint64_t endpoint_index(const struct sr_snapshot *snap, int endpoint)
 {
-    return endpoint == SR_API_EP_SERVICE_METRICS ? sr_snapshot_version(snap)
-                                                 : sr_snapshot_services_version(snap);
+    return endpoint == SR_API_EP_SERVICES || endpoint == SR_API_EP_SERVICE
+               ? sr_snapshot_services_version(snap)
+               : sr_snapshot_version(snap);
 }
 
 static void not_found_service(const struct sr_api__router *rt, const char *name,
@@ -816,6 +850,7 @@ void sr_api__park_clear(struct sr_api__park *park)
     free(park->id);
     free(park->target);
     free(park->if_none_match);
+    free(park->if_match);
     free(park->types);
     memset(park, 0, sizeof(*park));
 }
@@ -853,8 +888,9 @@ static void park_answer(const struct sr_api__router *rt, const struct sr_api__pa
                 st.version);
 }
 
-static bool start_metrics(const struct sr_api__router *rt, const char *name,
-                          struct sr_api__response *out, struct sr_api__park *park)
+static bool start_metrics(const struct sr_api__router *rt, const struct sr_api__request *req,
+                          const char *name, struct sr_api__response *out,
+                          struct sr_api__park *park)
 {
     if (!rt->can_collect) {
         route_error(rt, out, 503, "metrics_unavailable",
@@ -866,6 +902,14 @@ static bool start_metrics(const struct sr_api__router *rt, const char *name,
     if (svc == NULL) {
         sr_snapshot_release(snap);
         not_found_service(rt, name, out);
+        return false;
+    }
+    char tag[64]; /* the GET's (metrics_from) */
+    snprintf(tag, sizeof(tag), "W/\"v%llu-metrics\"",
+             (unsigned long long)sr_snapshot_version(snap));
+    if (!post_preconditions(req, tag)) {
+        sr_snapshot_release(snap);
+        precondition_failed(rt, out);
         return false;
     }
     memset(out, 0, sizeof(*out));
@@ -917,6 +961,7 @@ static int want_wait(const struct sr_api__router *rt, const struct sr_api__reque
     park->kind = SR_API_PARK_WATCH;
     park->target = sr_strdup(req->target);
     park->if_none_match = req->if_none_match ? sr_strdup(req->if_none_match) : NULL;
+    park->if_match = req->if_match ? sr_strdup(req->if_match) : NULL;
     park->head = strcmp(req->method, "HEAD") == 0;
     park->index = index;
     park->wait_ms = wait_ms;
@@ -1231,7 +1276,7 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
                 res = SR_API_ROUTE_PARK;
         } else if (get)
             metrics_get(rt, decoded, out);
-        else if (start_metrics(rt, decoded, out, park))
+        else if (start_metrics(rt, req, decoded, out, park))
             res = SR_API_ROUTE_PARK;
         break;
     case R_STATS:
@@ -1251,12 +1296,19 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         prom_sd(rt, out);
         break;
     case R_CLEAR:
-        clear(rt, out);
+        if (post_preconditions(req, NULL))
+            clear(rt, out);
+        else
+            precondition_failed(rt, out);
         break;
     case R_REFRESH:
         if (!rt->can_refresh) {
             route_error(rt, out, 503, "refresh_unavailable",
                         "refresh is not available in this process");
+            break;
+        }
+        if (!post_preconditions(req, NULL)) {
+            precondition_failed(rt, out);
             break;
         }
         memset(out, 0, sizeof(*out));
@@ -1267,9 +1319,12 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         break;
     }
     free(decoded);
-    if (res == SR_API_ROUTE_DONE && get && out->status == 200 &&
-        sr_api__etag_match(req->if_none_match, out->etag))
-        not_modified(out);
+    if (res == SR_API_ROUTE_DONE && get && out->status / 100 == 2) {
+        if (req->if_match != NULL && !tag_in_list(req->if_match, out->etag, true))
+            precondition_failed(rt, out);
+        else if (out->status == 200 && sr_api__etag_match(req->if_none_match, out->etag))
+            not_modified(out);
+    }
     return res;
 }
 
@@ -1324,8 +1379,12 @@ enum sr_api__route_result sr_api__route(const struct sr_api__router *rt,
     }
     bool read = m == SR_API_METHOD_GET || m == SR_API_METHOD_HEAD;
     if (read && !out->has_index) {
+        /* (400s on /services paths: the services version too) */
+        struct sr_snapshot *snap = out->snap ? out->snap : sr_cache_acquire(rt->cache);
         out->has_index = true;
-        out->index = out->snap ? sr_snapshot_version(out->snap) : cache_version(rt);
+        out->index = endpoint_index(snap, ep);
+        if (snap != out->snap)
+            sr_snapshot_release(snap);
     }
     sr_api__count(rt->stats, ep, m, out->status);
     return res;
@@ -1340,6 +1399,7 @@ void sr_api__park_response(const struct sr_api__router *rt, const struct sr_api_
         struct sr_api__request rq = {.method = park->head ? "HEAD" : "GET",
                                      .target = park->target,
                                      .if_none_match = park->if_none_match,
+                                     .if_match = park->if_match,
                                      .no_wait = true};
         struct sr_api__park again;
         if (sr_api__route(rt, &rq, out, &again) != SR_API_ROUTE_DONE)

@@ -163,14 +163,23 @@ void sr_api__conn_timer(struct sr_api__conn *c, enum sr_api__timer kind)
 {
     if (kind == c->timer_kind)
         return;
-    c->timer_kind = kind;
-    if (kind == SR_API_TIMER_NONE)
+    if (kind == SR_API_TIMER_NONE) {
+        c->timer_kind = kind;
         return; /* a pending event will find nothing to do */
+    }
     const struct sr_api__limits *lim = &c->api->lim;
     unsigned sec = kind == SR_API_TIMER_HEAD ? lim->header_timeout_sec : lim->idle_timeout_sec;
-    c->deadline = sr_mono_coarse() + sec;
-    if (c->armed_at == 0 || c->deadline < c->armed_at)
-        arm(c, sec);
+    sr_api__conn_timer_at(c, kind, sr_mono_coarse() + sec);
+}
+
+void sr_api__conn_timer_at(struct sr_api__conn *c, enum sr_api__timer kind, double deadline)
+{
+    c->timer_kind = kind;
+    c->deadline = deadline;
+    if (c->armed_at == 0 || deadline < c->armed_at) {
+        double left = deadline - sr_mono_coarse();
+        arm(c, left > 0 ? left : 0);
+    }
 }
 
 /* Writes the output now, instead of waiting for the bufferevent's EV_WRITE

@@ -7,6 +7,9 @@ scripts assert on it.
                             one request each, all read concurrently
   slowloris PORT            one header byte every 200 ms while a normal client
                             polls /health; when was the slow one dropped?
+  h2overlap, h2slowbody, h1slowbody PORT SECONDS
+                            request content that is slow or always pending:
+                            the header timeout is not the content's
   nonreading PORT PID PROTO pipeline requests without reading (h1 or h2) for
                             3 s; the server's RSS before and after
   shutdown PORT PID         in-flight h2 response (tiny window), half-sent
@@ -294,6 +297,21 @@ def recv_some(s):
         return b""
 
 
+def read_frames(s, rd, dec):
+    """The frames one read brought ([] on a timeout; None once the server
+    closed), each HEADERS frame's block decoded into its `fields` dict."""
+    d = recv_some(s)
+    if d is None:
+        return []
+    if not d:
+        return None
+    fs = rd.feed(d)
+    for f in fs:
+        if isinstance(f, HeadersFrame):
+            f.fields = dict(dec.decode(f.data))
+    return fs
+
+
 def watch_stream1(s, res, timeout, done):
     """Reads until the server closes, `timeout` passes or done(res): notes
     stream 1's status and END_STREAM, a GOAWAY's code, and the close."""
@@ -466,14 +484,10 @@ def stalledstream(port, seconds):
                       WindowUpdateFrame(sid, window_increment=2 ** 20).serialize())
             sid += 2
             next_req += 0.4
-        d = recv_some(s)
-        if d is None:
-            continue
-        if not d:
+        fs = read_frames(s, rd, dec)
+        if fs is None:
             break
-        for f in rd.feed(d):
-            if isinstance(f, HeadersFrame):
-                dec.decode(f.data)
+        for f in fs:
             if isinstance(f, RstStreamFrame) and f.stream_id == 1:
                 res["rst1"] = f.error_code
                 res["rst1_after"] = round(time.monotonic() - t0, 2)
@@ -483,6 +497,106 @@ def stalledstream(port, seconds):
                 res["answered"] += 1
     s.close()
     print(json.dumps(res))
+
+
+def h2overlap(port, seconds):
+    """h2: GET /health with content, always one request open: every 0.2 s
+    one packet ends stream N (its DATA) and opens stream N+2 (HEADERS, no
+    END_STREAM). Each head is complete at once, so the header timeout must
+    never fire. Reports how many were answered and any GOAWAY."""
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(h2_hello() + raw_frame(4, 1, 0) + h2_request(enc, 1, end_stream=False))
+    s.settimeout(0.2)
+    rd, t0, sid = FrameReader(), time.monotonic(), 1
+    res = {"answered": 0, "goaway": None, "goaway_after": None}
+    next_at = t0 + 0.2
+    while time.monotonic() - t0 < seconds and res["goaway"] is None:
+        if time.monotonic() >= next_at:
+            s.sendall(raw_frame(0, 0x1, sid, b"x") + h2_request(enc, sid + 2, end_stream=False))
+            sid += 2
+            next_at += 0.2
+        fs = read_frames(s, rd, dec)
+        if fs is None:
+            break
+        for f in fs:
+            if isinstance(f, GoAwayFrame):
+                res["goaway"] = f.error_code
+                res["goaway_after"] = round(time.monotonic() - t0, 2)
+            elif "END_STREAM" in getattr(f, "flags", ()):
+                res["answered"] += 1
+    s.close()
+    print(json.dumps(res))
+
+
+def h2slowbody(port, seconds):
+    """h2: an event stream on stream 1, then POST /cache/clear on stream 3
+    announcing 2 bytes of content and sending 1. Reports stream 3's status
+    and RST_STREAM code and when they came, whether stream 1 was cut (RST,
+    GOAWAY or close) within `seconds`, and whether a GET on stream 5 is
+    answered afterwards."""
+    enc, dec = hpack.Encoder(), hpack.Decoder()
+    s = socket.create_connection(("127.0.0.1", port))
+    sse = h2_request(enc, 1, "/events/stream")  # (blocks encoded in wire order)
+    post = enc.encode([(":method", "POST"), (":scheme", "http"), (":path", "/cache/clear"),
+                       (":authority", "127.0.0.1"), ("content-length", "2")])
+    s.sendall(h2_hello() + raw_frame(4, 1, 0) + sse + raw_frame(1, 0x4, 3, post) +
+              raw_frame(0, 0, 3, b"x"))
+    s.settimeout(0.2)
+    rd, t0 = FrameReader(), time.monotonic()
+    res = {"status3": None, "status3_after": None, "rst3": None, "cut1": None,
+           "status5": None}
+    asked5 = False
+    while time.monotonic() - t0 < seconds:
+        if res["rst3"] is not None and not asked5:
+            s.sendall(h2_request(enc, 5, "/health"))
+            asked5 = True
+        if res["status5"] is not None:
+            break
+        fs = read_frames(s, rd, dec)
+        if fs is None:
+            res["cut1"] = "closed"
+            break
+        for f in fs:
+            if isinstance(f, HeadersFrame):
+                st = int(f.fields.get(":status"))
+                if f.stream_id == 3:
+                    res["status3"] = st
+                    res["status3_after"] = round(time.monotonic() - t0, 2)
+                elif f.stream_id == 5:
+                    res["status5"] = st
+            elif isinstance(f, RstStreamFrame) and f.stream_id == 3:
+                res["rst3"] = f.error_code
+            elif isinstance(f, RstStreamFrame) and f.stream_id == 1:
+                res["cut1"] = "rst"
+            elif isinstance(f, GoAwayFrame):
+                res["cut1"] = "goaway"
+    s.close()
+    print(json.dumps(res))
+
+
+def h1slowbody(port, seconds):
+    """HTTP/1.1 POST /cache/clear announcing 10 bytes of content, sending 3:
+    it is answered at once (no endpoint reads content). Reports every status
+    line that came and when the server closed (it must not answer twice)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /cache/clear HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+    s.settimeout(0.2)
+    t0, got, closed = time.monotonic(), b"", None
+    while time.monotonic() - t0 < seconds:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            d = b""
+        if not d:
+            closed = round(time.monotonic() - t0, 2)
+            break
+        got += d
+    s.close()
+    statuses = [int(line[9:12]) for line in got.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    print(json.dumps({"statuses": statuses, "closed_after": closed}))
 
 
 def nonreading(port, pid, proto):
@@ -623,6 +737,9 @@ MODES = {
     "halfclose_waiting": (halfclose_waiting,),
     "halfclose_nowindow": (halfclose_nowindow,),
     "stalledstream": (stalledstream, float),
+    "h2overlap": (h2overlap, float),
+    "h2slowbody": (h2slowbody, float),
+    "h1slowbody": (h1slowbody, float),
     "nonreading": (nonreading, int, str),
     "shutdown": (shutdown, int),
 }

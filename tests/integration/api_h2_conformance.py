@@ -774,5 +774,33 @@ ok(head.startswith(b"HTTP/1.1 101 ") and block[:1] == b"\x20" and hdrs and "etag
    repr((head[:20], block[:4])))
 c.close()
 
+# ---- request fields and content ----------------------------------------------------
+
+# The 100-field limit counts regular fields, as HTTP/1.1 does: four
+# pseudo-headers plus 100 fields pass, 101 fields get 431.
+for nfields, want in ((100, 200), (101, 431)):
+    c = Conn()
+    c.request(1, extra=[("x-f%d" % i, "v") for i in range(nfields)])
+    status, _, _, _ = c.response(1)
+    ok(status == want, "%d header fields besides the pseudo-headers: %d" % (nfields, want),
+       "got %s" % status)
+    c.close()
+
+# Expect: 100-continue (RFC 9110 §10.1.1): a 100 comes before the content,
+# then the final answer once it arrived.
+c = Conn()
+c.request(1, path="/cache/stats", method="POST", end_stream=False,
+          extra=[("content-length", "5"), ("expect", "100-continue")])
+first = None
+for f in c.frames(2):
+    if isinstance(f, HeadersFrame) and f.stream_id == 1:
+        first = dict(c.dec.decode(f.data)).get(":status")
+        break
+ok(first == "100", "Expect: 100-continue: a 100 HEADERS before any content", repr(first))
+c.send(DataFrame(1, data=b"hello", flags=["END_STREAM"]))
+status, _, _, ended = c.response(1)
+ok(status == 405 and ended, "... then the final answer once the content is in", repr(status))
+c.close()
+
 print("1..%d" % n_tests)
 sys.exit(1 if n_failed else 0)

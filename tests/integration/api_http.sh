@@ -66,6 +66,12 @@ for proto in http1.1 http2-prior-knowledge http2; do
     is "$COND" 304 "[$proto] HEAD, weak comparison -> 304"
     req "${p[@]}" -H 'If-None-Match: "v0-services"' "$URL/services"
     is "$HTTP_STATUS" 200 "[$proto] stale tag -> 200"
+    req "${p[@]}" -H 'If-Match: "v0-services"' "$URL/services"
+    is "$HTTP_STATUS" 412 "[$proto] If-Match with a stale tag -> 412"
+    req "${p[@]}" -H 'If-Match: *' "$URL/services"
+    is "$HTTP_STATUS" 200 "[$proto] If-Match: * -> 200"
+    req "${p[@]}" -X POST -H 'If-Match: *' "$URL/cache/clear"
+    is "$HTTP_STATUS" 412 "[$proto] POST /cache/clear with If-Match: 412, nothing cleared"
 
     req "${p[@]}" "$URL/services/$A/metrics"
     is "$HTTP_STATUS" 200 "[$proto] GET /services/{name}/metrics: 200"

@@ -97,6 +97,23 @@ ok $? "h2 stream never given a window on a busy connection: RST_STREAM CANCEL af
 client continuations "$REG_PORT" 200000 16384
 is "$(jq .status <<<"$out")" 200 "h2 200 KB header list in 13 frames, API_MAX_HEADER_BYTES=262144: answered"
 
+# Content is not part of the head: a busy h2 connection whose requests all
+# carry content outlives API_HEADER_TIMEOUT_SEC; content that stops gets
+# API_IDLE_TIMEOUT_SEC from its last byte, and then only its own request ends.
+start_registry bodies REFRESH_INTERVAL_SEC=3600 API_HEADER_TIMEOUT_SEC=1 API_IDLE_TIMEOUT_SEC=2
+client h2overlap "$REG_PORT" 3.5
+jq -e '.goaway == null and .answered >= 12' <<<"$out" >/dev/null
+ok $? "h2: a request with content always open for 3.5 s (header timeout 1 s): all answered, no GOAWAY"
+client h2slowbody "$REG_PORT" 8
+jq -e '.status3 == 408 and .status3_after >= 1.5 and .status3_after < 5 and .rst3 == 0' <<<"$out" >/dev/null
+ok $? "h2: content stopped for API_IDLE_TIMEOUT_SEC (2 s): that stream gets 408, then RST_STREAM NO_ERROR"
+jq -e '.cut1 == null and .status5 == 200' <<<"$out" >/dev/null
+ok $? "h2: ... the event stream beside it goes on, and the connection serves new requests"
+client h1slowbody "$REG_PORT" 8
+jq -e '.statuses == [200] and .closed_after != null and .closed_after >= 1.5 and .closed_after < 5' \
+    <<<"$out" >/dev/null
+ok $? "HTTP/1.1: content stopped after its answer: no second (408) answer, closed after API_IDLE_TIMEOUT_SEC"
+
 # API_MAX_CONNECTIONS=3: three held, the fourth refused, one leaves, served again.
 start_registry maxconn REFRESH_INTERVAL_SEC=3600 API_MAX_CONNECTIONS=3 API_IDLE_TIMEOUT_SEC=30
 URL="http://127.0.0.1:$REG_PORT"

@@ -624,6 +624,84 @@ static void test_conditional(struct sr_cache *cache, const struct sr_api__router
     sr_api__response_clear(&r);
 }
 
+/* Routes with If-Match (and If-None-Match); returns the status. */
+static int route_im(const struct sr_api__router *rt, const char *method, const char *target,
+                    const char *im, const char *inm)
+{
+    struct sr_api__request rq = {
+        .method = method, .target = target, .if_match = im, .if_none_match = inm};
+    struct sr_api__response r;
+    struct sr_api__park park;
+    int rc = sr_api__route(rt, &rq, &r, &park);
+    int status = rc == SR_API_ROUTE_PARK ? 0 : r.status;
+    if (rc == SR_API_ROUTE_PARK)
+        sr_api__park_clear(&park);
+    else
+        sr_api__response_clear(&r);
+    return status;
+}
+
+/* RFC 9110 §13: If-Match compares strongly and, false, gives 412 before a
+ * POST acts; If-None-Match on a POST gives 412 too. */
+static void test_preconditions(struct sr_cache *cache, const struct sr_api__router *rt)
+{
+    struct sr_api__response r;
+    json_decref(call(rt, "GET", "/services/web", &r));
+    char tag[64];
+    snprintf(tag, sizeof(tag), "%s", r.etag);
+    sr_api__response_clear(&r);
+
+    is_int(route_im(rt, "GET", "/services/web", tag, NULL), 200, "If-Match with the tag: 200");
+    is_int(route_im(rt, "HEAD", "/services/web", "*", NULL), 200, "If-Match *: 200");
+    is_int(route_im(rt, "GET", "/services/web", "\"v0-service\"", NULL), 412,
+           "If-Match with another tag: 412");
+    char weak[80];
+    snprintf(weak, sizeof(weak), "W/%s", tag);
+    is_int(route_im(rt, "GET", "/services/web", weak, NULL), 412,
+           "If-Match compares strongly: W/ of the tag does not match");
+    char list[160];
+    snprintf(list, sizeof(list), "\"a\", %s", tag);
+    is_int(route_im(rt, "GET", "/services/web", list, tag), 304,
+           "If-Match holds (list), then If-None-Match: 304");
+    is_int(route_im(rt, "GET", "/services/nope", "\"x\"", NULL), 404,
+           "a 404 ignores preconditions");
+
+    /* Metrics: a weak tag, so only If-Match: * can hold. */
+    json_decref(call(rt, "GET", "/services/web/metrics", &r));
+    char mtag[64];
+    snprintf(mtag, sizeof(mtag), "%s", r.etag);
+    sr_api__response_clear(&r);
+    is_int(route_im(rt, "GET", "/services/web/metrics", mtag, NULL), 412,
+           "GET metrics with If-Match of its weak tag: 412");
+
+    /* POST: checked before acting. */
+    uint64_t v = sr_cache_version(cache);
+    struct sr_snapshot *snap = sr_cache_acquire(cache);
+    size_t n = sr_snapshot_count(snap);
+    sr_snapshot_release(snap);
+    is_int(route_im(rt, "POST", "/cache/clear", "*", NULL), 412,
+           "POST /cache/clear with If-Match: 412 (no current representation)");
+    snap = sr_cache_acquire(cache);
+    ok(sr_cache_version(cache) == v && sr_snapshot_count(snap) == n,
+       "... and nothing was cleared");
+    sr_snapshot_release(snap);
+    is_int(route_im(rt, "POST", "/cache/refresh", "\"x\"", NULL), 412,
+           "POST /cache/refresh with If-Match: 412");
+    is_int(route_im(rt, "POST", "/cache/refresh", NULL, "*"), 0,
+           "POST /cache/refresh with If-None-Match *: goes ahead (parks)");
+    struct sr_api__router collecting = *rt;
+    collecting.can_collect = true;
+    is_int(route_im(&collecting, "POST", "/services/web/metrics", mtag, NULL), 412,
+           "POST metrics with If-Match of the weak tag: 412");
+    is_int(route_im(&collecting, "POST", "/services/web/metrics", NULL, mtag), 412,
+           "POST metrics with If-None-Match of the current tag: 412");
+    is_int(route_im(&collecting, "POST", "/services/web/metrics", "*", NULL), 0,
+           "POST metrics with If-Match *: goes ahead (parks)");
+    is_int(route_im(&collecting, "POST", "/services/nope/metrics", "\"x\"", NULL), 404,
+           "POST metrics of an unknown service: 404, preconditions ignored");
+
+}
+
 /* ---- filters ----------------------------------------------------------------- */
 
 static struct sr_svc *svc_full(const char *id, const char *name, json_t *labels, const char *stack,
@@ -804,6 +882,11 @@ static void test_metrics(struct sr_cache *cache, struct sr_api__router *rt)
     sr_api__response_clear(&r);
     is_int(poll_route(rt, "/services/nope", list_index, NULL), SR_API_ROUTE_PARK,
            "a long-poll for a service yet to come parks with that index (no spin)");
+    json_decref(call(rt, "GET", "/services?index=abc", &r));
+    is_int(r.status, 400, "a malformed index: 400");
+    ok(r.has_index && r.index == list_index,
+       "... with the services version as its X-Registry-Index, not the cache's");
+    sr_api__response_clear(&r);
     json_decref(call(rt, "GET", "/services/nope/metrics", &r));
     is_int(r.status, 404, "metrics of an unknown service: 404");
     ok(r.has_index && r.index == sr_cache_version(cache),
@@ -869,8 +952,12 @@ static void test_metrics(struct sr_cache *cache, struct sr_api__router *rt)
     json_decref(j);
     sr_api__response_clear(&r);
 
-    is_int(route(rt, "POST", "/services/web/metrics", "*", &r, &park), SR_API_ROUTE_PARK,
-           "POST metrics: parked (If-None-Match ignored on POST)");
+    is_int(route(rt, "POST", "/services/web/metrics", "*", &r, &park), SR_API_ROUTE_DONE,
+           "POST metrics with If-None-Match *: not parked (a representation exists)");
+    is_int(r.status, 412, "... 412");
+    sr_api__response_clear(&r);
+    is_int(route(rt, "POST", "/services/web/metrics", NULL, &r, &park), SR_API_ROUTE_PARK,
+           "POST metrics: parked");
     is_int(park.kind, SR_API_PARK_METRICS, "POST metrics: kind");
     is_str(park.id, "id-web", "POST metrics: the service ID for the hook");
     is_str(park.name, "web", "POST metrics: the name to answer with");
@@ -1142,6 +1229,7 @@ int main(void)
     test_health(cache, &rt);
     test_etag_match();
     test_conditional(cache, &rt);
+    test_preconditions(cache, &rt);
     test_events(&rt);
     test_health_publisher(cache, &rt);
     test_metrics(cache, &rt);

@@ -68,6 +68,8 @@ struct sr_docker__refresh {
     int settle_left;         /* follow-up polls left while running != desired */
     int settle_step;         /* polls done, for the delay */
     double due;              /* sr_mono() time of the next follow-up, 0 = none */
+    bool expect_next;        /* a task event came: the next GET starts expect_move */
+    bool expect_move;        /* not settled until an answer moves the running count */
     struct sr_docker__refresh *next;
 };
 

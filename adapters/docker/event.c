@@ -1,6 +1,8 @@
 /* Event classification. Service labels are not in service events (NOTES §5),
  * so every service event means "re-GET that service"; container events only
- * matter when they change a task's running state. */
+ * matter when they change a task's running state: start and die (a kill,
+ * stop, OOM or failed health check that ends the container ends in a die;
+ * the Engine sends no task events), and destroy, which follows a die. */
 #include "adapters/docker/event.h"
 
 #include <jansson.h>

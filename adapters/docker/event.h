@@ -10,7 +10,8 @@ enum sr_docker_event_kind {
     SR_DOCKER_EVENT_OTHER = 0,   /* nothing to do (still counted) */
     SR_DOCKER_EVENT_SERVICE = 1, /* service create/update/remove: refresh service_id */
     SR_DOCKER_EVENT_TASK = 2,    /* container start/die/destroy of a swarm task:
-                                    refresh service_id if it is cached */
+                                    refresh service_id if it is cached (start
+                                    and die: until the running count moves) */
     SR_DOCKER_EVENT_NODE = 3,    /* any node event: full resync (debounced) */
 };
 

@@ -43,9 +43,10 @@ static void drop_refresh(struct sr_docker *d, struct sr_docker__refresh *r)
     free(r);
 }
 
-/* Marks `id` for a refresh, with follow-up polls when `settle`. Safe inside
- * curl callbacks. */
-static void mark_refresh(struct sr_docker *d, const char *id, bool settle)
+/* Marks `id` for a refresh, with follow-up polls when `settle`; `expect`
+ * (a task event) keeps them going until an answer moves the running count.
+ * Safe inside curl callbacks. */
+static void mark_refresh(struct sr_docker *d, const char *id, bool settle, bool expect)
 {
     struct sr_docker__refresh *r = find_refresh(d, id);
     if (r == NULL) {
@@ -63,6 +64,9 @@ static void mark_refresh(struct sr_docker *d, const char *id, bool settle)
         d->nrefreshes++;
     }
     r->again = true;
+    /* For the next GET: one in flight may have left Docker before the event. */
+    if (expect)
+        r->expect_next = true;
     if (settle) {
         r->settle_left = SR_DOCKER_SETTLE_POLLS;
         r->settle_step = 0;
@@ -87,6 +91,10 @@ static void start_refresh(struct sr_docker *d, struct sr_docker__refresh *r)
     free(text);
     json_decref(f);
     r->again = false;
+    if (r->expect_next) {
+        r->expect_move = true;
+        r->expect_next = false;
+    }
     r->req = sr_http_get(d->http, path, on_refresh, r);
     if (r->req == NULL) {
         sr_log(SR_LOG_WARNING, LOGGER, "could not start GET %s", path);
@@ -98,10 +106,29 @@ static void start_refresh(struct sr_docker *d, struct sr_docker__refresh *r)
     d->nflight++;
 }
 
-/* Commits one service's answer. Returns true when the service is settled
- * (running == desired, or gone), false when it is still converging. */
-static bool apply_refresh(struct sr_docker *d, const char *id, const struct sr_http_result *res)
+/* Whether `id` is cached; *running (when not NULL) gets its cached running
+ * count, -1 when it has none. */
+static bool find_cached(struct sr_docker *d, const char *id, json_int_t *running)
 {
+    struct sr_snapshot *snap = sr_cache_acquire(d->cache);
+    const struct sr_svc *svc = sr_snapshot_find_id(snap, id);
+    if (running != NULL) {
+        const json_t *run =
+            svc != NULL ? json_object_get(json_object_get(sr_svc_doc(svc), "replicas"), "running")
+                        : NULL;
+        *running = json_is_integer(run) ? json_integer_value(run) : -1;
+    }
+    sr_snapshot_release(snap);
+    return svc != NULL;
+}
+
+/* Commits one service's answer. Returns true when the service is settled
+ * (running == desired and no task event still waits for the count to move,
+ * or gone), false when it is still converging. */
+static bool apply_refresh(struct sr_docker *d, struct sr_docker__refresh *r,
+                          const struct sr_http_result *res)
+{
+    const char *id = r->id;
     json_t *arr = json_loadb(res->body, res->len, JSON_ALLOW_NUL, NULL);
     if (!json_is_array(arr)) {
         json_decref(arr);
@@ -129,13 +156,20 @@ static bool apply_refresh(struct sr_docker *d, const char *id, const struct sr_h
         const json_t *reps = json_object_get(doc, "replicas");
         const json_t *want = json_object_get(reps, "desired"),
                      *run = json_object_get(reps, "running");
-        bool settled = !json_is_integer(want) || !json_is_integer(run) ||
-                       json_integer_value(want) == json_integer_value(run);
         long long w = json_integer_value(want), g = json_integer_value(run);
+        /* Docker counts a task's start or end a moment after its container
+         * event: until then it still answers the old count, which may equal
+         * the desired one. */
+        json_int_t before;
+        if (!find_cached(d, id, &before) || before != g)
+            r->expect_move = false;
+        bool settled =
+            !json_is_integer(want) || !json_is_integer(run) || (!r->expect_move && w == g);
         struct sr_svc *svc = sr_svc_new(doc);
         int changed = svc != NULL ? sr_cache_upsert(d->cache, svc) : 0;
-        sr_log(SR_LOG_DEBUG, LOGGER, "service %s (%s) refreshed: %s, running %lld/%lld", name, id,
-               changed ? "changed" : "unchanged", g, w);
+        sr_log(SR_LOG_DEBUG, LOGGER, "service %s (%s) refreshed: %s, running %lld/%lld%s", name, id,
+               changed ? "changed" : "unchanged", g, w,
+               r->expect_move ? " (waiting for the count to move)" : "");
         return settled;
     }
     json_decref(doc);
@@ -163,10 +197,12 @@ static void arm_settle(struct sr_docker *d)
     evtimer_add(d->settle_timer, &tv);
 }
 
-/* A manager learns that a task runs some time after the container start
- * event, and tasks on other nodes send no local event at all, so
- * ServiceStatus.RunningTasks lags the events: poll a converging service a
- * few more times (0.5, 1, 2, 4, 8 s) until running == desired. */
+/* A manager learns that a task runs or has ended some time after the
+ * container start or die event, and tasks on other nodes send no local event
+ * at all, so ServiceStatus.RunningTasks lags the events: poll a converging
+ * service a few more times (0.5, 1, 2, 4, 8 s) until running == desired, and
+ * after a task event until an answer has also moved the running count (the
+ * first answer after a die may still count the dead task, and match). */
 void sr_docker__on_settle_timer(int fd, short kind, void *arg)
 {
     struct sr_docker *d = arg;
@@ -200,9 +236,14 @@ static void on_refresh(const struct sr_http_result *res, void *arg)
         /* The change behind the event is not in the cache: a full sync
          * (with its backoff if Docker went away) will bring it. */
         sr_docker__want_sync(d);
-    } else if (apply_refresh(d, r->id, res) || r->settle_left == 0) {
-        r->settle_left = 0;
-        r->due = 0;
+    } else if (apply_refresh(d, r, res) || r->settle_left == 0) {
+        /* Unless an event came during this GET: its rerun decides, with the
+         * follow-ups that event asked for. */
+        if (!r->again) {
+            r->settle_left = 0;
+            r->due = 0;
+            r->expect_move = false;
+        }
     } else if (!r->again) {
         r->settle_left--;
         r->due = sr_mono() + 0.5 * (double)(1 << r->settle_step);
@@ -312,16 +353,13 @@ static void on_line(const char *line, size_t len, void *arg)
     sr_log(SR_LOG_DEBUG, LOGGER, "event %s %s %s", ev.type, ev.action, ev.actor_id);
     switch (ev.kind) {
     case SR_DOCKER_EVENT_SERVICE:
-        mark_refresh(d, ev.service_id, strcmp(ev.action, "remove") != 0);
+        mark_refresh(d, ev.service_id, strcmp(ev.action, "remove") != 0, false);
         break;
-    case SR_DOCKER_EVENT_TASK: {
-        struct sr_snapshot *snap = sr_cache_acquire(d->cache);
-        bool cached = sr_snapshot_find_id(snap, ev.service_id) != NULL;
-        sr_snapshot_release(snap);
-        if (cached)
-            mark_refresh(d, ev.service_id, true);
+    case SR_DOCKER_EVENT_TASK:
+        /* start and die move the running count (a destroy follows a die). */
+        if (find_cached(d, ev.service_id, NULL))
+            mark_refresh(d, ev.service_id, true, strcmp(ev.action, "destroy") != 0);
         break;
-    }
     case SR_DOCKER_EVENT_NODE:
         if (!evtimer_pending(d->node_timer, NULL)) {
             struct timeval tv = {.tv_sec = (time_t)SR_DOCKER_NODE_DEBOUNCE, .tv_usec = 0};

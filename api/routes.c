@@ -726,17 +726,17 @@ static int parse_filters(const char *q, size_t n, struct filters *f)
             continue; /* unknown parameter: ignored */
         struct filter flt = {.kind = kind};
         if (kind == F_LABEL) {
-            /* label=KEY or label=KEY=VALUE: the first raw '=' splits, so an
-             * encoded %3D stays part of the key. */
-            const char *eq2 = memchr(val, '=', vlen);
-            size_t keylen = eq2 ? (size_t)(eq2 - val) : vlen;
-            flt.key = query_decode(val, keylen);
-            if (eq2 != NULL)
-                flt.value = query_decode(eq2 + 1, vlen - keylen - 1);
-            if (flt.key == NULL || (eq2 != NULL && flt.value == NULL)) {
-                free(flt.key);
-                free(flt.value);
+            /* label=KEY or label=KEY=VALUE, split at the first '=' once
+             * decoded: query encoders (urlencode, URLSearchParams, curl
+             * --data-urlencode) send that '=' as %3D. Label keys hold no
+             * '=' (docker --label splits at the first one too). */
+            flt.key = query_decode(val, vlen);
+            if (flt.key == NULL)
                 return -1;
+            char *eq2 = strchr(flt.key, '=');
+            if (eq2 != NULL) {
+                *eq2 = '\0';
+                flt.value = sr_strdup(eq2 + 1);
             }
         } else {
             flt.key = query_decode(val, vlen);

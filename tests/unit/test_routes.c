@@ -761,6 +761,9 @@ static void test_filters(struct sr_cache *cache, const struct sr_api__router *rt
         {"/services?metric=disk", ""},
         {"/services?metric=cpu&stack=shop", "a"},
         {"/services?label=x+y=a%3Db", "c"},
+        {"/services?label=tier%3Dweb", "a,c"},       /* urlencode's form */
+        {"/services?label=x%20y%3Da%3Db", "c"},     /* the value keeps later '=' */
+        {"/services?label=tier%3Ddb&label=tier", "b"},
         {"/services?label=x%20y", "c"},
         {"/services?unknown=1&label=tier=db", "b"},
         {"/services?unknown=%zz", "a,b,c,d"},

@@ -395,7 +395,7 @@ static void commit(struct sr_cache *cache, struct draft *d, struct changes *ch,
         char ts[40];
         sr_format_time(sr_now(), ts, sizeof(ts));
         for (size_t i = 0; i < ch->n; i++)
-            evs[i] = sr_cache__event_for_change(&ch->v[i], ts);
+            evs[i] = sr_cache__event_for_change(&ch->v[i], ts, reason);
         if (resync)
             evs[ch->n] = sr_cache__event_resync(next, version, ts);
         pthread_mutex_lock(&cache->feed_mu);

@@ -17,7 +17,8 @@ void sr_cache__ring_push(struct sr_ring *r, struct sr_event *ev); /* steals ev *
 size_t sr_cache__ring_since(const struct sr_ring *r, uint64_t since, struct sr_event **out,
                             size_t max, uint64_t *oldest);
 
-struct sr_event *sr_cache__event_for_change(const struct sr_change *ch, const char *ts);
+struct sr_event *sr_cache__event_for_change(const struct sr_change *ch, const char *ts,
+                                            enum sr_commit_reason reason);
 struct sr_event *sr_cache__event_resync(const struct sr_snapshot *snap, uint64_t rev,
                                         const char *ts);
 

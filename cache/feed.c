@@ -83,7 +83,8 @@ static void head(struct sr_buf *b, const char *key, const char *ts, uint64_t rev
     sr_buf_puts(b, tmp);
 }
 
-struct sr_event *sr_cache__event_for_change(const struct sr_change *ch, const char *ts)
+struct sr_event *sr_cache__event_for_change(const struct sr_change *ch, const char *ts,
+                                            enum sr_commit_reason reason)
 {
     struct sr_buf b = {0};
     char key[320];
@@ -113,6 +114,9 @@ struct sr_event *sr_cache__event_for_change(const struct sr_change *ch, const ch
         sr_buf_puts(&b, "\"service\":");
     }
     sr_buf_put(&b, body, len);
+    /* POST /cache/clear: the service left the cache, not the swarm. */
+    if (ch->kind == SR_CHANGE_REMOVED && reason == SR_COMMIT_CLEAR)
+        sr_buf_puts(&b, ",\"cause\":\"cache_cleared\"");
     sr_buf_puts(&b, "}");
     return finish(&b, ch->version, key);
 }

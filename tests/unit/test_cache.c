@@ -390,15 +390,30 @@ int main(void)
     ok(json_is_object(json_object_get(eb, "metrics")), "metrics body carries the doc");
     json_decref(eb);
     is_str(sr_event_key(evs[1]), "service.removed", "removed event");
+    eb = json_loads(sr_event_body(evs[1], NULL), 0, NULL);
+    ok(json_object_get(eb, "cause") == NULL, "a removal from the swarm has no cause member");
+    json_decref(eb);
     for (size_t k = 0; k < n; k++)
         sr_event_release(evs[k]);
+    /* POST /cache/clear: each record leaves the cache, marked as such. */
+    sr_cache_clear(c); /* 7, 8 */
+    is_int(sr_cache_events_since(c, 6, evs, 16, &oldest), 2, "a clear: one event per record");
+    for (size_t k = 0; k < 2; k++) {
+        eb = json_loads(sr_event_body(evs[k], NULL), 0, NULL);
+        is_str(json_string_value(json_object_get(eb, "event")), "service.removed",
+               "a clear: service.removed");
+        is_str(json_string_value(json_object_get(eb, "cause")), "cache_cleared",
+               "... with \"cause\":\"cache_cleared\"");
+        json_decref(eb);
+        sr_event_release(evs[k]);
+    }
     n = sr_cache_events_since(c, 0, evs, 16, &oldest);
     is_int(n, 4, "ring is bounded");
-    is_int(oldest, 3, "oldest moved on: a client at 1 must resync");
+    is_int(oldest, 5, "oldest moved on: a client at 1 must resync");
     for (size_t k = 0; k < n; k++)
         sr_event_release(evs[k]);
-    is_int(sr_cache_events_since(c, 6, evs, 16, &oldest), 0, "nothing after the newest");
-    is_int(sr_cache_version(c), 6, "sr_cache_version");
+    is_int(sr_cache_events_since(c, 8, evs, 16, &oldest), 0, "nothing after the newest");
+    is_int(sr_cache_version(c), 8, "sr_cache_version");
     sr_cache_free(c);
     return tap_done();
 }

@@ -110,11 +110,9 @@ int sr_parse_int(const char *s, long long min, long long max, long long *out)
 {
     if (s == NULL || *s == '\0')
         return -1;
-    const char *p = s;
-    if (*p == '+' || *p == '-')
-        p++;
-    if (*p < '0' || *p > '9')
-        return -1;
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);

@@ -37,7 +37,9 @@ double sr_mono_coarse(void);
  * (at least 32 bytes). Returns buf. */
 char *sr_format_time(double t, char *buf, size_t len);
 
-/* Checked decimal parse of a whole string into [min, max]. Returns 0 or -1. */
+/* Checked decimal parse of a whole string into [min, max]: ASCII digits only
+ * (no sign, no spaces), leading zeros allowed and read as decimal ("050" is
+ * 50). Returns 0 or -1. */
 int sr_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* A JSON string of s, whatever bytes it holds: bytes that start no valid

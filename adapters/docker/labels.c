@@ -73,13 +73,15 @@ static const char *get_str(const json_t *labels, enum field f, struct pending *e
 }
 
 static int parse_int_field(const json_t *labels, enum field f, long long lo, long long hi, int def,
-                           const char *why, struct pending *errs)
+                           struct pending *errs)
 {
     const char *s = get_str(labels, f, errs);
     long long v;
     if (s == NULL)
         return def;
     if (sr_parse_int(s, lo, hi, &v) != 0) {
+        char why[80];
+        snprintf(why, sizeof(why), "must be an integer from %lld to %lld", lo, hi);
         fail(&errs[f], json_object_get(labels, label_names[f]), why);
         return def;
     }
@@ -134,14 +136,10 @@ void sr_labels_parse(const json_t *labels, struct sr_autoscale *out, json_t *err
                  "must be cpu or memory");
     }
 
-    out->cpu_threshold = parse_int_field(labels, F_CPU, 1, 100, DEF_THRESHOLD,
-                                         "must be an integer from 1 to 100", errs);
-    out->memory_threshold = parse_int_field(labels, F_MEM, 1, 100, DEF_THRESHOLD,
-                                            "must be an integer from 1 to 100", errs);
-    out->min_replicas =
-        parse_int_field(labels, F_MIN, 0, INT_MAX, DEF_MIN, "must be an integer >= 0", errs);
-    out->max_replicas =
-        parse_int_field(labels, F_MAX, 1, INT_MAX, DEF_MAX, "must be an integer >= 1", errs);
+    out->cpu_threshold = parse_int_field(labels, F_CPU, 1, 100, DEF_THRESHOLD, errs);
+    out->memory_threshold = parse_int_field(labels, F_MEM, 1, 100, DEF_THRESHOLD, errs);
+    out->min_replicas = parse_int_field(labels, F_MIN, 0, INT_MAX, DEF_MIN, errs);
+    out->max_replicas = parse_int_field(labels, F_MAX, 1, INT_MAX, DEF_MAX, errs);
 
     if (out->min_replicas > out->max_replicas) {
         struct pending *p = &errs[F_MAX];

@@ -16,8 +16,8 @@ struct sr_autoscale {
     enum sr_metric metric; /* autoscaler.metric, default cpu */
     int cpu_threshold;     /* autoscaler.cpu.threshold, 1..100, default 70 */
     int memory_threshold;  /* autoscaler.memory.threshold, 1..100, default 70 */
-    int min_replicas;      /* autoscaler.min, >= 0, default 1 */
-    int max_replicas;      /* autoscaler.max, >= 1, default 2, >= min */
+    int min_replicas;      /* autoscaler.min, 0..INT_MAX, default 1 */
+    int max_replicas;      /* autoscaler.max, 1..INT_MAX, default 2, >= min */
 };
 
 /* Parses `labels` (a JSON object of string values, or NULL) into *out.
@@ -33,8 +33,10 @@ struct sr_autoscale {
  *   with the label *present* and filters with this function, so a full
  *   refresh and a per-service refresh always agree.
  * - autoscaler.metric: "cpu" or "memory", case-insensitively.
- * - thresholds, min, max: plain decimal integers (sr_parse_int), no
- *   fractions or units: "55.5", "80%", " 5" are errors.
+ * - thresholds, min, max: plain decimal integers (sr_parse_int): ASCII
+ *   digits only, so "55.5", "80%", " 5", "+5" and "-0" are errors; leading
+ *   zeros are read as decimal ("050" is 50). min and max go up to INT_MAX
+ *   (2147483647); the error text gives the range.
  * - min > max (after the per-field fallbacks): max is raised to min, and the
  *   entry is reported on autoscaler.max ("value" is null when that label is
  *   absent). Raising max never lets the autoscaler go below the floor the

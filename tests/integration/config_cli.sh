@@ -15,6 +15,8 @@ bad_env() { # VAR VALUE
 bad_env HOST 0.0.0.0:5001
 bad_env PORT abc
 bad_env PORT 70000
+bad_env PORT +80
+bad_env API_SPIN_USEC -0
 bad_env REFRESH_INTERVAL_SEC 0
 bad_env REFRESH_INTERVAL_SEC -1
 bad_env METRICS_REFRESH_INTERVAL_SEC x

@@ -91,6 +91,9 @@ int main(void)
     bad("PORT", "70000", "1 to 65535");
     bad("PORT", "0", "1 to 65535");
     bad("PORT", "80x", "1 to 65535");
+    bad("PORT", "+80", "1 to 65535");
+    bad("REFRESH_INTERVAL_SEC", "+5", "1 to");
+    bad("API_SPIN_USEC", "-0", "0 to 1000");
     bad("REFRESH_INTERVAL_SEC", "0", "1 to");
     bad("REFRESH_INTERVAL_SEC", "-1", "1 to");
     bad("METRICS_REFRESH_INTERVAL_SEC", "ten", "1 to");

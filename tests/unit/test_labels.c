@@ -141,6 +141,35 @@ int main(void)
     bad("autoscaler.metric", "{\"autoscaler.metric\":\"\"}", "", "\"cpu\"");
     bad("autoscaler.enabled", "{\"autoscaler.enabled\":\"yes\"}", "yes", "false");
     bad("autoscaler.enabled", "{\"autoscaler.enabled\":\"1\"}", "1", "false");
+    /* plain integers: ASCII digits only, no sign */
+    bad("autoscaler.cpu.threshold", "{\"autoscaler.cpu.threshold\":\"+50\"}", "+50", "70");
+    bad("autoscaler.memory.threshold", "{\"autoscaler.memory.threshold\":\"+50\"}", "+50", "70");
+    bad("autoscaler.max", "{\"autoscaler.max\":\"+3\"}", "+3", "2");
+    bad("autoscaler.min", "{\"autoscaler.min\":\"+0\"}", "+0", "1");
+    bad("autoscaler.min", "{\"autoscaler.min\":\"-0\"}", "-0", "1");
+
+    /* the error states the real range */
+    static const struct {
+        const char *label, *labels_json, *error;
+    } ranges[] = {
+        {"autoscaler.min", "{\"autoscaler.min\":\"4294967297\"}",
+         "must be an integer from 0 to 2147483647"},
+        {"autoscaler.min", "{\"autoscaler.min\":\"-1\"}",
+         "must be an integer from 0 to 2147483647"},
+        {"autoscaler.max", "{\"autoscaler.max\":\"9007199254740993\"}",
+         "must be an integer from 1 to 2147483647"},
+        {"autoscaler.max", "{\"autoscaler.max\":\"0\"}", "must be an integer from 1 to 2147483647"},
+        {"autoscaler.cpu.threshold", "{\"autoscaler.cpu.threshold\":\"+50\"}",
+         "must be an integer from 1 to 100"},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        char name[200];
+        errors = parse(ranges[i].labels_json, &a);
+        snprintf(name, sizeof(name), "%s: error gives the range", ranges[i].labels_json);
+        is_str(json_string_value(json_object_get(err_for(errors, ranges[i].label), "error")),
+               ranges[i].error, name);
+        json_decref(errors);
+    }
 
     /* a bad field keeps the good ones */
     errors = parse("{\"autoscaler.enabled\":\"true\",\"autoscaler.max\":\"abc\","

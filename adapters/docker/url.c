@@ -9,7 +9,7 @@
 #include "adapters/docker/docker.h"
 #include "cache/util.h"
 
-#define ACCEPTED "expected unix:///path/to.sock, tcp://host:port or http://host:port"
+#define ACCEPTED "expected unix:///path/to.sock, tcp://host[:port] or http://host[:port]"
 
 static int reject(char *err, size_t errlen, const char *why)
 {

@@ -1320,8 +1320,10 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
     }
     free(decoded);
     if (res == SR_API_ROUTE_DONE && get && out->status / 100 == 2) {
-        if (req->if_match != NULL && !tag_in_list(req->if_match, out->etag, true))
+        if (req->if_match != NULL && !tag_in_list(req->if_match, out->etag, true)) {
+            sr_api__response_clear(out); /* it may hold a snapshot */
             precondition_failed(rt, out);
+        }
         else if (out->status == 200 && sr_api__etag_match(req->if_none_match, out->etag))
             not_modified(out);
     }

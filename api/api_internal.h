@@ -259,6 +259,9 @@ struct sr_api__h1_parser {
     uint64_t body_left; /* content bytes still to skip */
     size_t max_line;    /* request line cap (414) */
     size_t max_head;    /* header section cap (431) */
+    /* The request being read has the method HEAD (known once the space
+     * after the method arrived), so an error answer sends no content. */
+    bool head;
     struct sr_api__h1_request req;
 };
 

@@ -83,6 +83,18 @@ static long line_content(char *s, size_t n)
     return (long)n;
 }
 
+/* buf[0..len) then rest[0..n) spell "HEAD" (the method, split anywhere). */
+static bool method_is_head(const char *buf, size_t len, const char *rest, size_t n)
+{
+    static const char head[] = "HEAD";
+    if (len + n != 4)
+        return false;
+    for (size_t k = 0; k < 4; k++)
+        if ((k < len ? buf[k] : rest[k - len]) != head[k])
+            return false;
+    return true;
+}
+
 static int parse_request_line(struct sr_api__h1_request *req, char *s, size_t n)
 {
     size_t i = 0;
@@ -241,6 +253,7 @@ int sr_api__h1_parse(struct sr_api__h1_parser *p, const char *data, size_t len, 
         p->line_start = 0;
         p->head_bytes = 0;
         p->nlines = 0;
+        p->head = false;
         memset(&p->req, 0, sizeof(p->req));
     }
 
@@ -268,9 +281,13 @@ int sr_api__h1_parse(struct sr_api__h1_parser *p, const char *data, size_t len, 
         /* Refuse a non-token method byte at once (a TLS ClientHello, say)
          * instead of waiting for a line end that may never come. */
         if (p->state == ST_LINE && !memchr(p->buf ? p->buf : "", ' ', p->len)) {
-            for (size_t k = i; k < i + seg && data[k] != ' '; k++)
+            size_t k = i;
+            for (; k < i + seg && data[k] != ' '; k++)
                 if (!is_tchar((unsigned char)data[k]) && data[k] != '\r' && data[k] != '\n')
                     return p->error = -400;
+            /* The method is whole: a HEAD's error answer has no content. */
+            if (k < i + seg)
+                p->head = method_is_head(p->buf, p->len, data + i, k - i);
         }
         if (p->state == ST_LINE && p->len - p->line_start + seg > p->max_line + 2)
             return p->error = -414;

@@ -268,7 +268,9 @@ static int answer_error(struct h1 *h, int status)
     sr_api__count(h->conn->api->stats, SR_API_EP_OTHER, SR_API_METHOD_OTHER, status);
     struct sr_api__response r;
     sr_api__error_response(&r, status, code, message);
-    if (send_response(h, &r, false, false, 1) != 0)
+    /* A HEAD gets the head, with the length the content would have had
+     * (RFC 9110 §9.3.2). */
+    if (send_response(h, &r, h->parser.head, false, 1) != 0)
         return SR_API_CONN_CLOSE;
     return SR_API_CONN_FLUSH_CLOSE;
 }

@@ -110,15 +110,36 @@ for proto in http1.1 http2-prior-knowledge http2; do
         is "$HTTP_STATUS/$(jq -r .error <<<"$BODY")" 404/service_not_found "[$proto] GET $bad: 404 JSON"
     done
 done
-# The same with raw bytes in the request line (curl would encode them).
-raw=$(printf 'GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
-    timeout 5 /usr/bin/python3 -c 'import socket,sys
+# raw FORMAT: sends printf FORMAT as is on a new connection (send
+# Connection: close, or have it refused) and sums up the one answer, read
+# until the server closes: "<status> cl=<Content-Length> body=<bytes after
+# the head>", and " allow=<Allow>" when there is one.
+raw() {
+    printf "$1" | timeout 5 /usr/bin/python3 -c 'import socket,sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(sys.stdin.buffer.read())
 d = b""
 while (c := s.recv(65536)): d += c
-sys.stdout.write(d.split(b"\r\n", 1)[0].decode())' "$REG_PORT")
-is "$raw" "HTTP/1.1 404 Not Found" "raw bytes that are not UTF-8 in the path: 404"
+head, _, body = d.partition(b"\r\n\r\n")
+lines = head.decode("latin-1").split("\r\n")
+h = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+allow = " allow=" + h["allow"] if "allow" in h else ""
+print(lines[0].split(" ")[1], "cl=" + h.get("content-length", "-"), "body=%d%s" % (len(body), allow))' \
+        "$REG_PORT"
+}
+# The same with raw bytes in the request line (curl would encode them).
+got=$(raw 'GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+is "${got%% *}" 404 "raw bytes that are not UTF-8 in the path: 404"
 answers "$REG_PORT"; ok $? "... and the registry still answers"
+
+# A HEAD refused by the parser: the head, with the error body's length, no body.
+for r in '/health HTTP/1.1\r\n' '/health HTTP/3.0\r\nHost: x\r\n' \
+    '/health HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n' \
+    '/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n' \
+    "/health?x=$(head -c 9000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: x\r\n" \
+    "/health HTTP/1.1\r\nHost: x\r\nX-Big: $(head -c 70000 /dev/zero | tr '\0' b)\r\n"; do
+    get=$(raw "GET $r\r\n")
+    is "$(raw "HEAD $r\r\n")" "${get% body=*} body=0" "HEAD refused with ${get%% *}: the GET's head, no body"
+done
 
 # Upgrade: h2c really happens (curl --http2 on http://), and is ignored with a body.
 v=$(curl -s -o "$SR_TMP/up" -w '%{http_version}' --http2 "$URL/services?stack=$stack")

@@ -635,6 +635,51 @@ static void test_sizes(void)
     nghttp2_hd_inflate_del(in);
 }
 
+/* A HEAD refused by the parser: the head, with the length the error body
+ * would have, and nothing after it (RFC 9110 §9.3.2). */
+static void test_head_errors(void)
+{
+    char big[3000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char line[700], hdr[3100];
+    snprintf(line, sizeof(line), "HEAD /%.600s HTTP/1.1\r\nHost: t\r\n\r\n", big);
+    snprintf(hdr, sizeof(hdr), "HEAD / HTTP/1.1\r\nHost: t\r\nX-Big: %s\r\n\r\n", big);
+    const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"HEAD /health HTTP/1.1\r\n\r\n", 400},
+        {"HEAD /health HTTP/2.0\r\nHost: t\r\n\r\n", 505},
+        {"HEAD /health HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n", 413},
+        {"HEAD /health HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", 411},
+        {line, 414},
+        {hdr, 431},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int fd = dial();
+        send_str(fd, cases[i].req);
+        double t = wait_closed(fd, 3, buf, sizeof(buf));
+        close(fd);
+        const char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "Content-Length: ");
+        char name[96];
+        snprintf(name, sizeof(name), "h1 HEAD refused with %d: the head, then close",
+                 cases[i].status);
+        ok(t >= 0 && status_of(buf) == cases[i].status && end != NULL, name);
+        snprintf(name, sizeof(name), "... %d: Content-Length of the error body, no body",
+                 cases[i].status);
+        ok(end && cl && cl < end && atoi(cl + 16) > 0 && end[4] == '\0', name);
+    }
+    /* The same refusal of a GET still carries its body. */
+    int fd = dial();
+    send_str(fd, "GET /health HTTP/1.1\r\n\r\n");
+    wait_closed(fd, 3, buf, sizeof(buf));
+    close(fd);
+    const char *end = strstr(buf, "\r\n\r\n");
+    ok(status_of(buf) == 400 && end && strstr(end, "\"bad_request\"") != NULL,
+       "h1 GET refused with 400: the JSON body");
+}
+
 static void test_connection_limit(void)
 {
     /* max_connections = 8: fill them (each busy, so no timer closes them). */
@@ -1004,6 +1049,7 @@ int main(void)
     test_basics();
     test_upgrade();
     test_sizes();
+    test_head_errors();
     test_timeouts();
     test_backpressure();
     sr_api_stop(api, 500);

@@ -10,6 +10,7 @@
 struct seen {
     int n;
     int error;
+    int head; /* p.head at the error: a HEAD's answer has no content */
     char method[8][16];
     char target[8][256];
     int minor[8];
@@ -35,6 +36,7 @@ static void feed(const char *s, size_t len, size_t step, struct seen *out)
             int rc = sr_api__h1_parse(&p, chunk, left, &used);
             if (rc < 0) {
                 out->error = rc;
+                out->head = p.head;
                 break;
             }
             if (rc == SR_API_H1_REQUEST && out->n < 8) {
@@ -325,6 +327,62 @@ static void test_limits(void)
            413, "Content-Length that overflows: 413");
 }
 
+/* The error a HEAD request gets, and whether the parser knew it was a
+ * HEAD (its answer then has no content), fed in pieces of `step`. */
+static int head_error(const char *s, size_t step, int *head)
+{
+    struct seen r;
+    feed(s, strlen(s), step, &r);
+    *head = r.head;
+    return -r.error;
+}
+
+static void test_head_errors(void)
+{
+    static const struct {
+        const char *req;
+        int status, head;
+    } cases[] = {
+        {"HEAD /health HTTP/1.1\r\n\r\n", 400, 1},
+        {"HEAD  /health HTTP/1.1\r\nHost: h\r\n\r\n", 400, 1},
+        {"HEAD / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 1},
+        {"HEAD / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n", 413, 1},
+        {"HEAD / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 411, 1},
+        {"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 0},
+        {"head / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 0},
+        {"HEADS / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 0},
+        {"HEA / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 0},
+        {"HEAD\r\n\r\n", 400, 0},
+        /* pipelined: the flag belongs to the request that failed */
+        {"HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/2.0\r\n\r\n", 505, 0},
+        {"GET / HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/2.0\r\n\r\n", 505, 1},
+        {"\r\nHEAD / HTTP/2.0\r\n\r\n", 505, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int all = 1;
+        for (size_t step = 0; step <= 7; step++) {
+            int head = -1;
+            int st = head_error(cases[i].req, step, &head);
+            all &= st == cases[i].status && head == cases[i].head;
+        }
+        char name[160];
+        snprintf(name, sizeof(name), "%d, %s: %.*s (any split)", cases[i].status,
+                 cases[i].head ? "a HEAD" : "not a HEAD",
+                 (int)strcspn(cases[i].req, "\r"), cases[i].req);
+        ok(all, name);
+    }
+    /* Refused before the line or the head is complete. */
+    int head = 0;
+    char *s = repeat("HEAD /", 'a', 20000, "");
+    is_int(head_error(s, 0, &head), 414, "endless HEAD request line: 414");
+    ok(head, "... known to be a HEAD");
+    free(s);
+    s = repeat("HEAD / HTTP/1.1\r\nHost: h\r\nX-Big: ", 'b', SR_API_MAX_HEADER_BLOCK, "");
+    is_int(head_error(s, 0, &head), 431, "HEAD with a header section over 64 KiB: 431");
+    ok(head, "... known to be a HEAD");
+    free(s);
+}
+
 static void test_format(void)
 {
     struct sr_api__response r = {.status = 405,
@@ -462,6 +520,7 @@ int main(void)
     test_versions();
     test_bad_requests();
     test_limits();
+    test_head_errors();
     test_format();
     test_format_conditional();
     test_configured_limits();

@@ -282,6 +282,13 @@ bool sr_api__h1_idle(const struct sr_api__h1_parser *p);
 
 /* Case-insensitive header lookup in the last request (first match). */
 const char *sr_api__h1_header(const struct sr_api__h1_request *req, const char *name);
+/* A list-valued field (If-None-Match, If-Match...): its field lines
+ * joined with ", " (RFC 9110 §5.3), empty ones left out; NULL when absent.
+ * With several non-empty lines the value is malloc'd and also stored in
+ * *joined for the caller to free; otherwise *joined is NULL and the value
+ * points into the request. */
+const char *sr_api__h1_header_list(const struct sr_api__h1_request *req, const char *name,
+                                   char **joined);
 /* Number of fields with that name. */
 size_t sr_api__h1_header_count(const struct sr_api__h1_request *req, const char *name);
 /* Comma-separated, case-insensitive token search (Connection, Upgrade...). */

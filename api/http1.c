@@ -337,6 +337,43 @@ const char *sr_api__h1_header(const struct sr_api__h1_request *req, const char *
     return NULL;
 }
 
+const char *sr_api__h1_header_list(const struct sr_api__h1_request *req, const char *name,
+                                   char **joined)
+{
+    const char *first = NULL, *only = NULL;
+    size_t n = 0, len = 0;
+    *joined = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const char *v = req->headers[i].value;
+        if (strcasecmp(req->headers[i].name, name) != 0)
+            continue;
+        if (first == NULL)
+            first = v;
+        if (*v == '\0')
+            continue; /* an empty field adds no member */
+        only = v;
+        n++;
+        len += strlen(v) + 2;
+    }
+    if (n <= 1)
+        return only ? only : first;
+    char *s = sr_malloc(len), *o = s;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const char *v = req->headers[i].value;
+        if (*v == '\0' || strcasecmp(req->headers[i].name, name) != 0)
+            continue;
+        if (o != s) {
+            *o++ = ',';
+            *o++ = ' ';
+        }
+        size_t l = strlen(v);
+        memcpy(o, v, l);
+        o += l;
+    }
+    *o = '\0';
+    return *joined = s;
+}
+
 char *sr_api__http_date(time_t t, char *buf, size_t len)
 {
     /* Fixed English names: strftime's %a/%b follow the locale. */

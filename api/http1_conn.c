@@ -181,15 +181,16 @@ static bool want_upgrade(struct h1 *h, const struct sr_api__h1_request *req)
         free(settings);
         return false;
     }
-    const char *inm = sr_api__h1_header(req, "if-none-match");
-    const char *im = sr_api__h1_header(req, "if-match");
+    char *joined, *im_joined;
+    const char *inm = sr_api__h1_header_list(req, "if-none-match", &joined);
+    const char *im = sr_api__h1_header_list(req, "if-match", &im_joined);
     const char *lei = sr_api__h1_header(req, "last-event-id");
     h->up.settings = settings;
     h->up.settings_len = (size_t)len;
     h->up.method = sr_strdup(req->method);
     h->up.target = sr_strdup(req->target);
-    h->up.if_none_match = inm ? sr_strdup(inm) : NULL;
-    h->up.if_match = im ? sr_strdup(im) : NULL;
+    h->up.if_none_match = joined ? joined : inm ? sr_strdup(inm) : NULL;
+    h->up.if_match = im_joined ? im_joined : im ? sr_strdup(im) : NULL;
     h->up.last_event_id = lei ? sr_strdup(lei) : NULL;
     h->upgrading = true;
     return true;
@@ -212,16 +213,20 @@ static int dispatch(struct h1 *h, const struct sr_api__h1_request *req)
     if (req->expect_continue && req->minor == 1 && req->content_length > 0)
         evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 
+    char *inm_joined, *im_joined; /* the router copies what it keeps */
     struct sr_api__request rq = {
         .method = req->method,
         .target = req->target,
-        .if_none_match = sr_api__h1_header(req, "if-none-match"),
-        .if_match = sr_api__h1_header(req, "if-match"),
+        .if_none_match = sr_api__h1_header_list(req, "if-none-match", &inm_joined),
+        .if_match = sr_api__h1_header_list(req, "if-match", &im_joined),
         .last_event_id = sr_api__h1_header(req, "last-event-id"),
         .health_cache = &c->w->health,
     };
     struct sr_api__response r;
-    if (sr_api__route(&api->router, &rq, &r, &h->park) == SR_API_ROUTE_PARK) {
+    enum sr_api__route_result res = sr_api__route(&api->router, &rq, &r, &h->park);
+    free(inm_joined);
+    free(im_joined);
+    if (res == SR_API_ROUTE_PARK) {
         if (h->park.kind == SR_API_PARK_STREAM) {
             h->streaming = true; /* run() hands over once the parser is done */
             h->stream_minor = req->minor;

@@ -381,6 +381,12 @@ static void test_basics(void)
     is_int(h1_get(req, buf, sizeof(buf)), 304, "h1 If-None-Match: 304");
     ok(strstr(buf, "Content-Length") == NULL && strstr(buf, "\r\n\r\n")[4] == '\0',
        "h1 304: no length, no body");
+    /* Several field lines are one list (RFC 9110 §5.3). */
+    snprintf(req, sizeof(req),
+             "GET /services HTTP/1.1\r\nHost: t\r\nIf-None-Match: \"other\"\r\n"
+             "If-None-Match: W/\"x\", %s\r\n\r\n",
+             tag);
+    is_int(h1_get(req, buf, sizeof(buf)), 304, "h1 If-None-Match on the second field line: 304");
 
     /* Pipelined: answered in order on one connection. */
     int fd = dial();

@@ -512,6 +512,51 @@ static void test_upgrade_helpers(void)
     (void)r;
 }
 
+/* sr_api__h1_header_list on the request `s`: the joined value ("(null)"
+ * when absent) and whether it had to be joined. */
+static void list_of(const char *s, const char *name, char *out, size_t cap, bool *was_joined)
+{
+    struct sr_api__h1_parser p;
+    size_t used;
+    sr_api__h1_init(&p);
+    snprintf(out, cap, "(not parsed)");
+    if (sr_api__h1_parse(&p, s, strlen(s), &used) == SR_API_H1_REQUEST) {
+        char *joined;
+        const char *v = sr_api__h1_header_list(&p.req, name, &joined);
+        snprintf(out, cap, "%s", v ? v : "(null)");
+        *was_joined = joined != NULL;
+        free(joined);
+    }
+    sr_api__h1_free(&p);
+}
+
+static void test_header_list(void)
+{
+    static const struct {
+        const char *req, *want;
+        bool joined;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "(null)", false},
+        {"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\"\r\n\r\n", "\"a\"", false},
+        {"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\", W/\"b\"\r\nX: y\r\n"
+         "if-none-match: \"c\"\r\n\r\n",
+         "\"a\", W/\"b\", \"c\"", true},
+        {"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match:\r\nIf-None-Match: \"c\"\r\n\r\n", "\"c\"",
+         false},
+        {"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match:\r\n\r\n", "", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char got[128], name[96];
+        bool joined = false;
+        list_of(cases[i].req, "If-None-Match", got, sizeof(got), &joined);
+        snprintf(name, sizeof(name), "header_list #%zu: %s", i, cases[i].want);
+        is_str(got, cases[i].want, name);
+        snprintf(name, sizeof(name), "header_list #%zu: %s", i,
+                 cases[i].joined ? "joined (malloc'd)" : "in the request buffer");
+        is_int(joined, cases[i].joined, name);
+    }
+}
+
 int main(void)
 {
     test_simple();
@@ -525,5 +570,6 @@ int main(void)
     test_format_conditional();
     test_configured_limits();
     test_upgrade_helpers();
+    test_header_list();
     return tap_done();
 }

@@ -10,6 +10,7 @@
  * a request body. */
 #include "api/api_internal.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,68 @@ static int parse_request_line(struct sr_api__h1_request *req, char *s, size_t n)
     return 0;
 }
 
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* RFC 3986 §2.3 unreserved and §2.2 sub-delims. */
+static bool is_unreserved_or_sub(char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+           (c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+/* The inside of an RFC 3986 IP-literal: an IPv6 address, or IPvFuture
+ * ("v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )). */
+static bool ip_literal_ok(const char *s, size_t n)
+{
+    if (n > 0 && (s[0] | 0x20) == 'v') {
+        size_t i = 1;
+        while (i < n && is_hex(s[i]))
+            i++;
+        if (i == 1 || i + 1 >= n || s[i] != '.')
+            return false;
+        for (i++; i < n; i++)
+            if (!is_unreserved_or_sub(s[i]) && s[i] != ':')
+                return false;
+        return true;
+    }
+    char a[INET6_ADDRSTRLEN];
+    unsigned char bin[16];
+    if (n == 0 || n >= sizeof(a))
+        return false;
+    memcpy(a, s, n);
+    a[n] = '\0';
+    return inet_pton(AF_INET6, a, bin) == 1;
+}
+
+/* A Host value (RFC 9112 §3.2): RFC 3986 host [":" port], the host an
+ * IP-literal in brackets or a reg-name (which IPv4 addresses are too).
+ * Empty is allowed, as the grammar allows. */
+static bool host_ok(const char *v)
+{
+    const char *p = v;
+    if (*p == '[') {
+        const char *end = strchr(p, ']');
+        if (end == NULL || !ip_literal_ok(p + 1, (size_t)(end - p - 1)))
+            return false;
+        p = end + 1;
+    } else {
+        while (*p != '\0' && *p != ':') {
+            if (*p == '%' && is_hex(p[1]) && is_hex(p[2]))
+                p += 3;
+            else if (is_unreserved_or_sub(*p))
+                p++;
+            else
+                return false;
+        }
+    }
+    if (*p == ':')
+        p += 1 + strspn(p + 1, "0123456789");
+    return *p == '\0';
+}
+
 bool sr_api__has_token(const char *value, const char *token)
 {
     size_t tl = strlen(token);
@@ -159,6 +222,7 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
 
     bool conn_close = false, conn_keep = false, has_cl = false, has_te = false;
     unsigned hosts = 0;
+    const char *host = NULL;
     uint64_t cl = 0;
     size_t pos = line_end;
     while (pos < p->len) {
@@ -215,6 +279,7 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
             has_te = true;
         } else if (strcasecmp(name, "host") == 0) {
             hosts++;
+            host = value;
         } else if (strcasecmp(name, "connection") == 0) {
             conn_close |= sr_api__has_token(value, "close");
             conn_keep |= sr_api__has_token(value, "keep-alive");
@@ -232,6 +297,9 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
     if (req->minor == 1 && hosts != 1)
         return -400;
     if (hosts > 1)
+        return -400;
+    /* An invalid Host gets 400 (RFC 9112 §3.2). */
+    if (host != NULL && !host_ok(host))
         return -400;
     if (cl > SR_API_MAX_BODY)
         return -413;

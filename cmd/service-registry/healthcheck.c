@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,8 +30,11 @@ int sr_healthcheck_run(const char *host, unsigned port, unsigned timeout_ms)
         fprintf(stderr, "healthcheck: cannot connect to %s:%u\n", host, port);
         goto out;
     }
+    /* An IPv6 address goes in brackets (RFC 9112 §3.2, RFC 3986 §3.2.2). */
+    bool v6 = strchr(host, ':') != NULL;
     int n = snprintf(req, sizeof(req),
-                     "GET /health HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n", host, port);
+                     "GET /health HTTP/1.1\r\nHost: %s%s%s:%u\r\nConnection: close\r\n\r\n",
+                     v6 ? "[" : "", host, v6 ? "]" : "", port);
     if (write(fd, req, (size_t)n) != n)
         goto out;
     size_t len = 0;

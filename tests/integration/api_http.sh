@@ -137,6 +137,12 @@ got=$(raw 'GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 is "${got%% *}" 404 "raw bytes that are not UTF-8 in the path: 404"
 answers "$REG_PORT"; ok $? "... and the registry still answers"
 
+# An invalid Host value: 400 (RFC 9112 §3.2).
+for h in 'a b' 'a/b' '<script>' 'a@b' '[::1'; do
+    got=$(raw "GET /health HTTP/1.1\r\nHost: $h\r\nConnection: close\r\n\r\n")
+    is "${got%% *}" 400 "Host: $h -> 400"
+done
+
 # A HEAD refused by the parser: the head, with the error body's length, no body.
 for r in '/health HTTP/1.1\r\n' '/health HTTP/3.0\r\nHost: x\r\n' \
     '/health HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n' \

@@ -55,6 +55,16 @@ kill -INT "$REG_PID"
 wait "$REG_PID"; is $? 0 "SIGINT with an open keep-alive connection: exit 0"
 exec 3<&-
 
+# `healthcheck` on a wildcard IPv6 listener asks ::1, with the address in
+# brackets in Host (a bare ::1:port is an invalid Host: 400).
+if start_registry v6 HOST=::; then
+    out=$(env ROLE=service-registry HOST=:: PORT="$REG_PORT" "$SR_BIN" healthcheck)
+    [[ $out == '{"status":'* ]]; ok $? "healthcheck with HOST=:: gets the /health document (${out:0:40})"
+    stop_registry "$REG_PID"
+else
+    skip "healthcheck with HOST=::" "no IPv6 listener here"
+fi
+
 # A small open-file limit lowers API_MAX_CONNECTIONS with a warning, keeping
 # half of the descriptors for the rest (here 100 -> 50).
 ( ulimit -n 100 && { start_registry fds API_MAX_CONNECTIONS=1024; stop_registry "$REG_PID"; } )

@@ -388,6 +388,10 @@ static void test_basics(void)
              tag);
     is_int(h1_get(req, buf, sizeof(buf)), 304, "h1 If-None-Match on the second field line: 304");
 
+    /* An invalid Host: 400 (RFC 9112 §3.2). */
+    is_int(h1_get("GET /health HTTP/1.1\r\nHost: a b\r\n\r\n", buf, sizeof(buf)), 400,
+           "h1 Host: a b: 400");
+
     /* Pipelined: answered in order on one connection. */
     int fd = dial();
     send_str(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n"

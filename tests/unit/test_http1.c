@@ -233,6 +233,32 @@ static void test_bad_requests(void)
                         "Content-Length: 3\r\n\r\n"),
            400, "Transfer-Encoding + Content-Length: 400");
 
+    /* Host must be RFC 3986 host [":" port] (RFC 9112 §3.2). */
+    static const char *const bad_hosts[] = {
+        "a b", "a/b", "<script>", "a@b", "a:b:c", "a:80x", "h\"", "h\\x", "a?b", "a#b",
+        "[::1", "::1", "[::1]x", "[zz::1]", "[::1]:8o", "[v1]", "[vx.a]", "%zz.a", "a%2",
+        "\xc3\xa9.example", "a\tb",
+    };
+    for (size_t i = 0; i < sizeof(bad_hosts) / sizeof(bad_hosts[0]); i++) {
+        char req[128], name[96];
+        snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad_hosts[i]);
+        snprintf(name, sizeof(name), "Host: %s: 400", bad_hosts[i]);
+        is_int(parse_status(req), 400, name);
+    }
+    static const char *const good_hosts[] = {
+        "", "h", "localhost:5001", "127.0.0.1", "127.0.0.1:", "[::1]", "[::1]:5001",
+        "[2001:db8::8a2e:370:7334]", "[::ffff:192.0.2.1]:80", "[v1.fe80::a+en1]",
+        "xn--bcher-kva.example", "_srv.Example.COM", "a%20b", "a-b~c!$&'()*+,;=", ":80",
+    };
+    for (size_t i = 0; i < sizeof(good_hosts) / sizeof(good_hosts[0]); i++) {
+        char req[128], name[96];
+        snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good_hosts[i]);
+        snprintf(name, sizeof(name), "Host: '%s': accepted", good_hosts[i]);
+        is_int(parse_status(req), 1, name);
+    }
+    is_int(parse_status("GET / HTTP/1.0\r\nHost: a b\r\n\r\n"), 400,
+           "HTTP/1.0 with an invalid Host: 400 too");
+
     /* A TLS ClientHello has no line end to wait for: refused at once. */
     {
         struct sr_api__h1_parser p;

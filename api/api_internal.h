@@ -228,7 +228,7 @@ enum sr_api__h1_result {
     SR_API_H1_AGAIN = 0,   /* all input consumed, need more */
     SR_API_H1_REQUEST = 1, /* a request head is complete: see p->req */
     /* negative: -status of the error to answer (-400, -411, -413, -414,
-     * -431, -505) before closing. Sticky. */
+     * -431, -501, -505) before closing. Sticky. */
 };
 
 struct sr_api__h1_header {
@@ -661,7 +661,7 @@ enum sr_api__endpoint {
 };
 enum { SR_API_METHOD_GET, SR_API_METHOD_HEAD, SR_API_METHOD_POST, SR_API_METHOD_OTHER };
 #define SR_API_METHOD_COUNT 4 /* GET, HEAD, POST, other */
-#define SR_API_CODE_COUNT 15  /* see prom.c codes[] */
+#define SR_API_CODE_COUNT 16  /* see prom.c codes[] */
 
 /* Shared by every worker: relaxed atomics (counters and gauges that only
  * need to add up, not to order anything). */

@@ -207,6 +207,22 @@ bool sr_api__has_token(const char *value, const char *token)
     return false;
 }
 
+/* The codings of a Transfer-Encoding value (RFC 9112 §6.1): sets *chunked
+ * when "chunked" is one, *other when another is named. Parameters and
+ * empty list members are skipped. */
+static void te_codings(const char *v, bool *chunked, bool *other)
+{
+    while (*v) {
+        v += strspn(v, " \t,");
+        size_t member = strcspn(v, ","), name = strcspn(v, " \t;,");
+        if (name == 7 && strncasecmp(v, "chunked", 7) == 0)
+            *chunked = true;
+        else if (member > 0)
+            *other = true;
+        v += member;
+    }
+}
+
 /* Parses the complete head in buf. Pointers in p->req point into buf. */
 static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
 {
@@ -221,6 +237,7 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
         return rc;
 
     bool conn_close = false, conn_keep = false, has_cl = false, has_te = false;
+    bool te_chunked = false, te_other = false;
     unsigned hosts = 0;
     const char *host = NULL;
     uint64_t cl = 0;
@@ -277,6 +294,7 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
             cl = v;
         } else if (strcasecmp(name, "transfer-encoding") == 0) {
             has_te = true;
+            te_codings(value, &te_chunked, &te_other);
         } else if (strcasecmp(name, "host") == 0) {
             hosts++;
             host = value;
@@ -291,9 +309,12 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
     /* Both framings at once is a smuggling vector (RFC 9112 §6.3). */
     if (has_te && has_cl)
         return -400;
-    /* Chunked request content is not supported: ask for a length. */
+    /* A coding we do not know: 501 (RFC 9112 §6.1). Chunked we know, but
+     * do not take for requests: ask for a length. No coding at all: 400. */
+    if (te_other)
+        return -501;
     if (has_te)
-        return -411;
+        return te_chunked ? -411 : -400;
     if (req->minor == 1 && hosts != 1)
         return -400;
     if (hosts > 1)

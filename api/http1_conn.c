@@ -261,6 +261,7 @@ static int answer_error(struct h1 *h, int status)
         {413, "content_too_large", "request body over 1 MiB"},
         {414, "uri_too_long", "request line too long"},
         {431, "header_fields_too_large", "request header section too large or over 100 fields"},
+        {501, "not_implemented", "unknown transfer coding; send Content-Length"},
         {505, "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are spoken here"},
     };
     const char *code = "bad_request", *message = "malformed HTTP/1.1 request";

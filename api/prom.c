@@ -33,7 +33,7 @@
 
 /* The statuses the router and transports answer; anything else is "other". */
 static const int codes[SR_API_CODE_COUNT] = {200, 304, 400, 404, 405, 408, 411, 412,
-                                             413, 414, 431, 500, 503, 505, 0};
+                                             413, 414, 431, 500, 501, 503, 505, 0};
 static const char *const methods[SR_API_METHOD_COUNT] = {"GET", "HEAD", "POST", "other"};
 static const char *const endpoints[SR_API_EP_COUNT] = {
     [SR_API_EP_OTHER] = "other",

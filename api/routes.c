@@ -63,6 +63,9 @@
  *   known path, other method          405  {"error":"method_not_allowed","message":"..."}
  *                                          + Allow: "GET, HEAD", "POST" or
  *                                          "GET, HEAD, POST"
+ *   OPTIONS *                         405  the same, Allow: "GET, HEAD, POST"
+ *   a method not in RFC 9110 §9       501  {"error":"not_implemented","message":"..."}
+ *     nor PATCH (any path)
  *   bad target (%-escape, NUL)        400  {"error":"bad_request","message":"..."}
  *
  *   <stats>  = {"services":N,"metrics":N,"cache_version":V,"last_refresh":T|null,
@@ -164,6 +167,8 @@ const char *sr_api__reason(int status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     case 505:
@@ -1160,6 +1165,18 @@ static bool method_ok(enum route r, int m)
     return a == allow_all ? (get || post) : a == allow_post ? post : get;
 }
 
+/* The rest of RFC 9110 §9's methods, and PATCH (RFC 5789): where a
+ * resource does not take one, 405; any other method is not implemented
+ * (501, §9.1). */
+static bool standard_method(const char *m)
+{
+    static const char *const known[] = {"PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(m, known[i]) == 0)
+            return true;
+    return false;
+}
+
 static enum sr_api__route_result route_one(const struct sr_api__router *rt,
                                            const struct sr_api__request *req,
                                            struct sr_api__response *out,
@@ -1168,6 +1185,20 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
     const char *method = req->method;
     const char *path = req->target;
     memset(park, 0, sizeof(*park));
+    if (m == SR_API_METHOD_OTHER && !standard_method(method)) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "method %.16s is not implemented", method);
+        route_error(rt, out, 501, "not_implemented", msg);
+        return SR_API_ROUTE_DONE;
+    }
+    /* OPTIONS * asks about the server (RFC 9110 §9.3.7); OPTIONS is 405
+     * everywhere, and Allow lists every method the server takes. */
+    if (strcmp(path, "*") == 0 && strcmp(method, "OPTIONS") == 0) {
+        route_error(rt, out, 405, "method_not_allowed",
+                    "method OPTIONS is not allowed (allowed: GET, HEAD, POST)");
+        out->allow = allow_all;
+        return SR_API_ROUTE_DONE;
+    }
     /* absolute-form (RFC 9112 §3.2.2): servers must accept it. */
     if (*path != '/' &&
         (strncasecmp(path, "http://", 7) == 0 || strncasecmp(path, "https://", 8) == 0)) {

@@ -383,6 +383,16 @@ status, hdrs, body, ended = c.response(1)
 ok(status == 414 and body == b"" and ended, "HEAD with a long :path first: 414 without a body",
    "got %r, %d body bytes" % (status, len(body)))
 c.close()
+# A method RFC 9110 does not define: 501 (§9.1); OPTIONS *: 405 with Allow.
+for method, path, want, allow in [("FOO", "/health", 501, None), ("get", "/health", 501, None),
+                                  ("OPTIONS", "*", 405, "GET, HEAD, POST")]:
+    c = Conn()
+    c.request(1, path=path, method=method)
+    status, hdrs, _, ended = c.response(1)
+    ok(status == want and ended and hdrs.get("allow") == allow,
+       "%s %s -> %d%s" % (method, path, want, ", Allow: " + allow if allow else ""),
+       "got %r, allow %r" % (status, hdrs.get("allow")))
+    c.close()
 c = Conn()
 c.headers(1, get + [("host", "127.0.0.1")])
 status, _, _, ended = c.response(1)

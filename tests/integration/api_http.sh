@@ -143,10 +143,23 @@ for h in 'a b' 'a/b' '<script>' 'a@b' '[::1'; do
     is "${got%% *}" 400 "Host: $h -> 400"
 done
 
+# Methods and transfer codings the server does not implement: 501.
+for m in FOO get; do
+    got=$(raw "$m /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    is "${got%% *}" 501 "$m /health (methods are case-sensitive): 501"
+    is "$(curl -s -o /dev/null -w '%{http_code}' --http2-prior-knowledge -X "$m" "$URL/health")" 501 \
+        "[http2-prior-knowledge] $m /health: 501"
+done
+got=$(raw 'POST /cache/clear HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n')
+is "${got%% *}" 501 "Transfer-Encoding: gzip: 501"
+got=$(raw 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+is "${got%% *} ${got#* * * }" "405 allow=GET, HEAD, POST" "OPTIONS *: 405, Allow: GET, HEAD, POST"
+
 # A HEAD refused by the parser: the head, with the error body's length, no body.
 for r in '/health HTTP/1.1\r\n' '/health HTTP/3.0\r\nHost: x\r\n' \
     '/health HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n' \
     '/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n' \
+    '/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n' \
     "/health?x=$(head -c 9000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: x\r\n" \
     "/health HTTP/1.1\r\nHost: x\r\nX-Big: $(head -c 70000 /dev/zero | tr '\0' b)\r\n"; do
     get=$(raw "GET $r\r\n")

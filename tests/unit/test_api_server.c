@@ -690,6 +690,24 @@ static void test_head_errors(void)
        "h1 GET refused with 400: the JSON body");
 }
 
+/* Methods and codings the server does not implement: 501 (RFC 9110 §9.1,
+ * RFC 9112 §6.1); OPTIONS *: 405 with every method the server takes. */
+static void test_not_implemented(void)
+{
+    is_int(h1_get("FOO /health HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf)), 501,
+           "h1 FOO /health: 501");
+    ok(strstr(buf, "HTTP/1.1 501 Not Implemented\r\n") && strstr(buf, "\"not_implemented\""),
+       "... Not Implemented, not_implemented");
+    is_int(h1_get("get /health HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf)), 501,
+           "h1 get /health (methods are case-sensitive): 501");
+    is_int(h1_get("POST /cache/clear HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+                  buf, sizeof(buf)),
+           501, "h1 Transfer-Encoding: gzip: 501");
+    is_int(h1_get("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", buf, sizeof(buf)), 405,
+           "h1 OPTIONS *: 405");
+    ok(strstr(buf, "\r\nAllow: GET, HEAD, POST\r\n") != NULL, "... Allow: GET, HEAD, POST");
+}
+
 static void test_connection_limit(void)
 {
     /* max_connections = 8: fill them (each busy, so no timer closes them). */
@@ -1060,6 +1078,7 @@ int main(void)
     test_upgrade();
     test_sizes();
     test_head_errors();
+    test_not_implemented();
     test_timeouts();
     test_backpressure();
     sr_api_stop(api, 500);

@@ -232,6 +232,35 @@ static void test_bad_requests(void)
     is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
                         "Content-Length: 3\r\n\r\n"),
            400, "Transfer-Encoding + Content-Length: 400");
+    /* A coding the server does not know: 501 (RFC 9112 §6.1). */
+    static const struct {
+        const char *te;
+        int status;
+    } te[] = {
+        {"gzip", 501},
+        {"gzip, chunked", 501},
+        {"identity", 501},
+        {"x-custom;q=1, chunked", 501},
+        {"chunked\r\nTransfer-Encoding: gzip", 501},
+        {"Chunked", 411},
+        {", chunked ,", 411},
+        {"chunked\r\nTransfer-Encoding: chunked", 411},
+        {"", 400},
+        {" , ", 400},
+    };
+    for (size_t i = 0; i < sizeof(te) / sizeof(te[0]); i++) {
+        char req[160], name[96];
+        snprintf(req, sizeof(req), "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: %s\r\n\r\n",
+                 te[i].te);
+        snprintf(name, sizeof(name), "Transfer-Encoding: %s: %d", te[i].te, te[i].status);
+        for (char *c = name; *c; c++)
+            if (*c == '\r' || *c == '\n')
+                *c = ' '; /* two field lines, on one TAP line */
+        is_int(parse_status(req), te[i].status, name);
+    }
+    is_int(parse_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n"
+                        "Content-Length: 3\r\n\r\n"),
+           400, "unknown Transfer-Encoding + Content-Length: 400 (framing first)");
 
     /* Host must be RFC 3986 host [":" port] (RFC 9112 §3.2). */
     static const char *const bad_hosts[] = {
@@ -374,6 +403,7 @@ static void test_head_errors(void)
         {"HEAD / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 1},
         {"HEAD / HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n", 413, 1},
         {"HEAD / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 411, 1},
+        {"HEAD / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501, 1},
         {"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 0},
         {"head / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 0},
         {"HEADS / HTTP/2.0\r\nHost: h\r\n\r\n", 505, 0},

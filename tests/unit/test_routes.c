@@ -263,8 +263,10 @@ static void test_not_found_and_methods(const struct sr_api__router *rt)
         {"DELETE", "/services", "GET, HEAD"}, {"POST", "/services/web", "GET, HEAD"},
         {"POST", "/health", "GET, HEAD"},     {"PUT", "/cache/stats", "GET, HEAD"},
         {"GET", "/cache/refresh", "POST"},    {"HEAD", "/cache/clear", "POST"},
-        {"get", "/health", "GET, HEAD"},     {"PUT", "/services/web/metrics", "GET, HEAD, POST"},
+        {"OPTIONS", "/health", "GET, HEAD"}, {"PUT", "/services/web/metrics", "GET, HEAD, POST"},
         {"DELETE", "/events", "GET, HEAD"},  {"POST", "/events", "GET, HEAD"},
+        {"PATCH", "/services", "GET, HEAD"}, {"TRACE", "/health", "GET, HEAD"},
+        {"CONNECT", "/cache/clear", "POST"}, {"OPTIONS", "*", "GET, HEAD, POST"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[96];
@@ -285,6 +287,25 @@ static void test_not_found_and_methods(const struct sr_api__router *rt)
     is_int(r.status, 400, "target '*': 400");
     json_decref(j);
     sr_api__response_clear(&r);
+
+    /* A method RFC 9110 does not define (methods are case-sensitive): 501,
+     * whatever the path. */
+    static const struct {
+        const char *method, *path;
+    } unknown[] = {{"get", "/health"},    {"FOO", "/health"},   {"Head", "/services"},
+                   {"BREW", "/nope"},     {"FOO", "*"},         {"PROPFIND", "/services/web"},
+                   {"options", "*"}};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        char name[96];
+        j = call(rt, unknown[i].method, unknown[i].path, &r);
+        snprintf(name, sizeof(name), "%s %s: 501 not_implemented, no Allow", unknown[i].method,
+                 unknown[i].path);
+        ok(r.status == 501 && r.allow == NULL && strcmp(jstr(j, "error"), "not_implemented") == 0,
+           name);
+        json_decref(j);
+        sr_api__response_clear(&r);
+    }
+    is_str(sr_api__reason(501), "Not Implemented", "501 reason phrase");
 
     /* Bytes that are not UTF-8 in the path, raw or percent-encoded, or a
      * character cut by the message's 64-byte limit: a 404 with U+FFFD in

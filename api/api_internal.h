@@ -117,10 +117,11 @@ static inline size_t sr_api__fmt_u64(char *buf, uint64_t v)
 /* Releases the snapshot reference or frees the owned body; zeroes *r. */
 void sr_api__response_clear(struct sr_api__response *r);
 
-/* Fills *r with a JSON error body {"error":code,"message":message} (no
- * ETag: transport-level errors). */
-void sr_api__error_response(struct sr_api__response *r, int status, const char *code,
-                            const char *message);
+struct sr_api__router;
+/* Fills *r with a JSON error body {"error":code,"message":message}, with
+ * an ETag as every JSON answer has (the cache version and a hash). */
+void sr_api__error_response(const struct sr_api__router *rt, struct sr_api__response *r,
+                            int status, const char *code, const char *message);
 
 /* Reason phrase for a status ("OK", "Not Found", ...). */
 const char *sr_api__reason(int status);

@@ -273,7 +273,7 @@ static int answer_error(struct h1 *h, int status)
     sr_log(SR_LOG_DEBUG, "api", "%s: refused: %d %s (h1)", h->conn->peer, status, code);
     sr_api__count(h->conn->api->stats, SR_API_EP_OTHER, SR_API_METHOD_OTHER, status);
     struct sr_api__response r;
-    sr_api__error_response(&r, status, code, message);
+    sr_api__error_response(&h->conn->api->router, &r, status, code, message);
     /* A HEAD gets the head, with the length the content would have had
      * (RFC 9110 §9.3.2). */
     if (send_response(h, &r, h->parser.head, false, 1) != 0)

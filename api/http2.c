@@ -396,7 +396,7 @@ static void respond_error(struct stream *s, int status, const char *code, const 
 {
     sr_api__count(s->h2->conn->api->stats, SR_API_EP_OTHER, SR_API_METHOD_OTHER, status);
     struct sr_api__response r;
-    sr_api__error_response(&r, status, code, message);
+    sr_api__error_response(&s->h2->conn->api->router, &r, status, code, message);
     respond(s, &r);
 }
 

@@ -232,12 +232,6 @@ static void tagged_json(struct sr_api__response *r, int status, json_t *obj, uin
     tag_built(r, version);
 }
 
-void sr_api__error_response(struct sr_api__response *r, int status, const char *code,
-                            const char *message)
-{
-    json_response(r, status,
-                  json_pack("{s:s, s:o}", "error", code, "message", sr_json_text(message)));
-}
 
 static uint64_t cache_version(const struct sr_api__router *rt)
 {
@@ -247,12 +241,19 @@ static uint64_t cache_version(const struct sr_api__router *rt)
     return v;
 }
 
+void sr_api__error_response(const struct sr_api__router *rt, struct sr_api__response *r,
+                            int status, const char *code, const char *message)
+{
+    json_response(r, status,
+                  json_pack("{s:s, s:o}", "error", code, "message", sr_json_text(message)));
+    tag_built(r, cache_version(rt));
+}
+
 /* An error the router answers: tagged like any built body. */
 static void route_error(const struct sr_api__router *rt, struct sr_api__response *r, int status,
                         const char *code, const char *message)
 {
-    sr_api__error_response(r, status, code, message);
-    tag_built(r, cache_version(rt));
+    sr_api__error_response(rt, r, status, code, message);
 }
 
 static void precondition_failed(const struct sr_api__router *rt, struct sr_api__response *r)

@@ -246,23 +246,25 @@ static void refuse(struct sr_api__conn *c, bool h2)
         evbuffer_add(out, settings, sizeof(settings));
         sr_api__h2_goaway(out, 0, 7 /* REFUSED_STREAM */, "too many connections");
     } else {
-        char body[160], head[512];
-        int blen = snprintf(body, sizeof(body),
-                            "{\"error\":\"too_many_connections\",\"message\":"
-                            "\"connection limit (%u) reached; retry later\"}",
-                            c->api->lim.max_connections);
+        char msg[80], head[512];
+        snprintf(msg, sizeof(msg), "connection limit (%u) reached; retry later",
+                 c->api->lim.max_connections);
+        struct sr_api__response r;
+        sr_api__error_response(&c->api->router, &r, 503, "too_many_connections", msg);
         int hlen = snprintf(head, sizeof(head),
                             "HTTP/1.1 503 Service Unavailable\r\n"
                             "Content-Type: application/json\r\n"
-                            "Content-Length: %d\r\n"
+                            "Content-Length: %zu\r\n"
                             "Date: %s\r\n"
                             "Server: " SR_API_SERVER_HEADER "\r\n"
                             "Cache-Control: no-cache\r\n"
+                            "ETag: %s\r\n"
                             "Retry-After: 1\r\n"
                             "Connection: close\r\n\r\n",
-                            blen, sr_api__date(c->w));
+                            r.len, sr_api__date(c->w), r.etag);
         evbuffer_add(out, head, (size_t)hlen);
-        evbuffer_add(out, body, (size_t)blen);
+        evbuffer_add(out, r.body, r.len);
+        sr_api__response_clear(&r);
     }
     sr_log(SR_LOG_DEBUG, "api", "%s: refused (%s): connection limit %u reached", c->peer,
            h2 ? "h2" : "HTTP/1.1", c->api->lim.max_connections);

@@ -119,7 +119,8 @@ done
 # raw FORMAT: sends printf FORMAT as is on a new connection (send
 # Connection: close, or have it refused) and sums up the one answer, read
 # until the server closes: "<status> cl=<Content-Length> body=<bytes after
-# the head>", and " allow=<Allow>" when there is one.
+# the head>", " allow=<Allow>" when there is one, and " etag" when the
+# answer has an ETag.
 raw() {
     printf "$1" | timeout 5 /usr/bin/python3 -c 'import socket,sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); s.sendall(sys.stdin.buffer.read())
@@ -129,7 +130,8 @@ head, _, body = d.partition(b"\r\n\r\n")
 lines = head.decode("latin-1").split("\r\n")
 h = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
 allow = " allow=" + h["allow"] if "allow" in h else ""
-print(lines[0].split(" ")[1], "cl=" + h.get("content-length", "-"), "body=%d%s" % (len(body), allow))' \
+etag = " etag" if "etag" in h else ""
+print(lines[0].split(" ")[1], "cl=" + h.get("content-length", "-"), "body=%d%s%s" % (len(body), allow, etag))' \
         "$REG_PORT"
 }
 # The same with raw bytes in the request line (curl would encode them).
@@ -153,7 +155,7 @@ done
 got=$(raw 'POST /cache/clear HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n')
 is "${got%% *}" 501 "Transfer-Encoding: gzip: 501"
 got=$(raw 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-is "${got%% *} ${got#* * * }" "405 allow=GET, HEAD, POST" "OPTIONS *: 405, Allow: GET, HEAD, POST"
+is "${got%% *} ${got#* * * }" "405 allow=GET, HEAD, POST etag" "OPTIONS *: 405, Allow: GET, HEAD, POST"
 
 # A HEAD refused by the parser: the head, with the error body's length, no body.
 for r in '/health HTTP/1.1\r\n' '/health HTTP/3.0\r\nHost: x\r\n' \
@@ -163,7 +165,8 @@ for r in '/health HTTP/1.1\r\n' '/health HTTP/3.0\r\nHost: x\r\n' \
     "/health?x=$(head -c 9000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: x\r\n" \
     "/health HTTP/1.1\r\nHost: x\r\nX-Big: $(head -c 70000 /dev/zero | tr '\0' b)\r\n"; do
     get=$(raw "GET $r\r\n")
-    is "$(raw "HEAD $r\r\n")" "${get% body=*} body=0" "HEAD refused with ${get%% *}: the GET's head, no body"
+    is "$(raw "HEAD $r\r\n")" "${get% body=*} body=0 etag" "HEAD refused with ${get%% *}: the GET's head, no body"
+    [[ $get == *' etag' ]]; ok $? "${get%% *} from the parser: JSON with an ETag, as every JSON answer"
 done
 
 # Upgrade: h2c really happens (curl --http2 on http://), and is ignored with a body.

@@ -56,6 +56,7 @@ req --http2-prior-knowledge -H "X-Big: $big" "$URL/health"
 is "$HTTP_STATUS" 431 "h2 header list over API_MAX_HEADER_BYTES: 431"
 req --http2-prior-knowledge "$URL/services?x=$(head -c 1100 /dev/zero | tr '\0' b)"
 is "$HTTP_STATUS" 414 "h2 :path over API_MAX_REQUEST_LINE: 414"
+grep -qi '^etag: "v[0-9]*-[0-9a-f]*"' "$SR_TMP/headers"; ok $? "... with an ETag, as every JSON answer"
 client continuations "$REG_PORT" 20000 100
 is "$(jq .goaway <<<"$out")" 11 "h2 header block in 200 CONTINUATION frames: GOAWAY ENHANCE_YOUR_CALM"
 
@@ -125,6 +126,7 @@ req --http1.1 "$URL/health"
 is "$HTTP_STATUS" 503 "4th HTTP/1.1 connection over API_MAX_CONNECTIONS=3: 503"
 is "$(jq -r .error <<<"$BODY")" too_many_connections "... too_many_connections"
 grep -qi '^connection: close' "$SR_TMP/headers"; ok $? "... with Connection: close"
+grep -qi '^etag: "v[0-9]*-[0-9a-f]*"' "$SR_TMP/headers"; ok $? "... and an ETag, as every JSON answer"
 curl -s --http2-prior-knowledge -o /dev/null "$URL/health"; rc=$?
 [[ $rc != 0 ]]; ok $? "4th h2c connection: refused with GOAWAY (curl exit $rc)"
 exec 7>&-

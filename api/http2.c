@@ -106,6 +106,7 @@ struct h2 {
     size_t nstreams;
     struct stream *hdr_stream; /* the stream whose header block is being read */
     int32_t head_id;    /* the stream of a header block still arriving, or 0 */
+    uint32_t head_seq, head_timed; /* header blocks begun; the one HEAD times */
     size_t nincomplete; /* streams whose request has not fully arrived */
     bool served_any;    /* a request began: IDLE, not HEAD, when none is open */
     bool notice_sent;   /* shutdown notice submitted */
@@ -607,10 +608,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     /* A header block (a request's or trailers) has begun: it must end
-     * within header_timeout_sec from now, whatever came before it. */
+     * within header_timeout_sec from now (set_timer, if it is still
+     * arriving when the read is done), whatever came before it. */
     h2->head_id = frame->hd.stream_id;
-    sr_api__conn_timer(h2->conn, SR_API_TIMER_NONE);
-    sr_api__conn_timer(h2->conn, SR_API_TIMER_HEAD);
+    h2->head_seq++;
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     struct stream *s = stream_new(h2, frame->hd.stream_id);
@@ -744,9 +745,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.type == NGHTTP2_HEADERS && h2->head_id == frame->hd.stream_id)
         h2->head_id = 0; /* the block is complete */
     struct stream *s = stream_of(h2, frame->hd.stream_id);
-    if (s != NULL && frame->hd.type == NGHTTP2_HEADERS)
-        s->body_at = sr_mono_coarse(); /* its content is due from now */
     bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (s != NULL && frame->hd.type == NGHTTP2_HEADERS && !end)
+        s->body_at = sr_mono_coarse(); /* its content is due from now */
     if (s != NULL && end)
         s->ended = true;
     if (s == NULL || s->rejected)
@@ -878,7 +879,13 @@ static void set_timer(struct h2 *h2)
     bool moved = h2->data_sent != h2->data_mark, stalled = false;
     h2->data_mark = h2->data_sent;
     size_t out = evbuffer_get_length(bufferevent_get_output(h2->conn->bev));
-    if (h2->head_id != 0 || !h2->served_any || h2->hold_data) {
+    if (h2->head_id != 0 && h2->head_timed != h2->head_seq) {
+        /* A header block still arriving, new since HEAD was last set: its
+         * own header_timeout_sec, from (about) its start. */
+        h2->head_timed = h2->head_seq;
+        sr_api__conn_timer(h2->conn, SR_API_TIMER_NONE);
+        t = SR_API_TIMER_HEAD;
+    } else if (h2->head_id != 0 || !h2->served_any || h2->hold_data) {
         t = SR_API_TIMER_HEAD; /* (hold_data: the client's preface is due) */
     } else if (h2->nincomplete > 0) {
         /* Content is due on a stream: its own deadline, so that a slow

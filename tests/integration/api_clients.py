@@ -7,6 +7,7 @@ scripts assert on it.
                             one request each, all read concurrently
   slowloris PORT            one header byte every 200 ms while a normal client
                             polls /health; when was the slow one dropped?
+  h2slowhead PORT SECONDS   h2 slowloris: a header block in 1-byte CONTINUATIONs
   h2overlap, h2slowbody, h1slowbody PORT SECONDS
                             request content that is slow or always pending:
                             the header timeout is not the content's
@@ -312,6 +313,15 @@ def read_frames(s, rd, dec):
     return fs
 
 
+def note_goaway(f, res, t0):
+    """Records a GOAWAY's code and time (since t0) in res; True if f is one."""
+    if not isinstance(f, GoAwayFrame):
+        return False
+    res["goaway"] = f.error_code
+    res["goaway_after"] = round(time.monotonic() - t0, 2)
+    return True
+
+
 def watch_stream1(s, res, timeout, done):
     """Reads until the server closes, `timeout` passes or done(res): notes
     stream 1's status and END_STREAM, a GOAWAY's code, and the close."""
@@ -520,11 +530,37 @@ def h2overlap(port, seconds):
         if fs is None:
             break
         for f in fs:
-            if isinstance(f, GoAwayFrame):
-                res["goaway"] = f.error_code
-                res["goaway_after"] = round(time.monotonic() - t0, 2)
-            elif "END_STREAM" in getattr(f, "flags", ()):
+            if not note_goaway(f, res, t0) and "END_STREAM" in getattr(f, "flags", ()):
                 res["answered"] += 1
+    s.close()
+    print(json.dumps(res))
+
+
+def h2slowhead(port, seconds):
+    """h2 slowloris: after one answered request, a header block dribbled in
+    one-byte CONTINUATION frames every 0.2 s. Reports the GOAWAY's code and
+    when it came (counted from the block's first byte)."""
+    enc = hpack.Encoder()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(h2_hello() + raw_frame(4, 1, 0) + h2_request(enc, 1))
+    block = enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/health"),
+                        (":authority", "127.0.0.1"), ("x-slow", "a" * 200)], huffman=False)
+    time.sleep(0.3)  # stream 1 answered: the connection is in use
+    s.sendall(raw_frame(1, 0x1, 3, block[:1]))
+    s.settimeout(0.2)
+    rd, t0, i = FrameReader(), time.monotonic(), 1
+    res = {"goaway": None, "goaway_after": None}
+    while time.monotonic() - t0 < seconds and i < len(block) and res["goaway"] is None:
+        try:
+            s.sendall(raw_frame(9, 0, 3, block[i:i + 1]))
+        except OSError:
+            break
+        i += 1
+        fs = read_frames(s, rd, hpack.Decoder())
+        if fs is None:
+            break
+        for f in fs:
+            note_goaway(f, res, t0)
     s.close()
     print(json.dumps(res))
 
@@ -738,6 +774,7 @@ MODES = {
     "halfclose_nowindow": (halfclose_nowindow,),
     "stalledstream": (stalledstream, float),
     "h2overlap": (h2overlap, float),
+    "h2slowhead": (h2slowhead, float),
     "h2slowbody": (h2slowbody, float),
     "h1slowbody": (h1slowbody, float),
     "nonreading": (nonreading, int, str),

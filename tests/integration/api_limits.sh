@@ -102,6 +102,9 @@ is "$(jq .status <<<"$out")" 200 "h2 200 KB header list in 13 frames, API_MAX_HE
 # carry content outlives API_HEADER_TIMEOUT_SEC; content that stops gets
 # API_IDLE_TIMEOUT_SEC from its last byte, and then only its own request ends.
 start_registry bodies REFRESH_INTERVAL_SEC=3600 API_HEADER_TIMEOUT_SEC=1 API_IDLE_TIMEOUT_SEC=2
+client h2slowhead "$REG_PORT" 6
+jq -e '.goaway == 0 and .goaway_after >= 0.7 and .goaway_after < 2.5' <<<"$out" >/dev/null
+ok $? "h2 slowloris (a header block in 1-byte CONTINUATIONs): GOAWAY ~1 s (API_HEADER_TIMEOUT_SEC) after it began"
 client h2overlap "$REG_PORT" 3.5
 jq -e '.goaway == null and .answered >= 12' <<<"$out" >/dev/null
 ok $? "h2: a request with content always open for 3.5 s (header timeout 1 s): all answered, no GOAWAY"

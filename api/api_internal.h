@@ -292,6 +292,11 @@ const char *sr_api__h1_header_list(const struct sr_api__h1_request *req, const c
                                    char **joined);
 /* Number of fields with that name. */
 size_t sr_api__h1_header_count(const struct sr_api__h1_request *req, const char *name);
+/* A Host or :authority value (RFC 9112 §3.2, RFC 9113 §8.3.1): RFC 3986
+ * host [":" port], the host an IP-literal in brackets or a reg-name (which
+ * IPv4 addresses are too); no userinfo. Empty is allowed, as the grammar
+ * allows. */
+bool sr_api__host_ok(const char *v, size_t n);
 /* Comma-separated, case-insensitive token search (Connection, Upgrade...). */
 bool sr_api__has_token(const char *value, const char *token);
 

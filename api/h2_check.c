@@ -11,7 +11,9 @@
  *     nghttp2 refuses any non-tchar), a value with characters outside
  *     HTAB/SP/VCHAR/obs-text or with leading or trailing whitespace;
  *   - a bad pseudo-header: unknown, repeated, empty, bad characters for
- *     its kind, after a regular field, in trailers (§8.3);
+ *     its kind, after a regular field, in trailers (§8.3); :authority and
+ *     host go by HTTP/1.1's Host rule (sr_api__host_ok: no userinfo,
+ *     §8.3.1), stricter than nghttp2's character class;
  *   - a connection-specific field (connection, keep-alive,
  *     proxy-connection, transfer-encoding, upgrade), "te" other than
  *     "trailers" (§8.2.2); a repeated or empty host; a bad or repeated
@@ -31,7 +33,7 @@ enum {
     C_VALUE = 2,      /* HTAB, SP, VCHAR, obs-text (field values) */
     C_METHOD = 4,     /* tchar (methods) */
     C_PATH = 8,       /* VCHAR and obs-text */
-    C_AUTHORITY = 16, /* what RFC 3986 allows in host[:port] and userinfo */
+    C_AUTHORITY = 16, /* nghttp2's :authority class (sr_api__host_ok is used) */
     C_SCHEME = 32,    /* ALPHA DIGIT + - . */
 };
 
@@ -164,7 +166,7 @@ static bool pseudo_field(struct sr_api__h2_check *c, const uint8_t *name, size_t
         if (IEQ("http") || IEQ("https"))
             c->flags |= F_SCHEME_HTTP;
     } else if (IS(":authority")) {
-        if (!once(c, F_AUTHORITY, valuelen) || !all(value, valuelen, C_AUTHORITY))
+        if (!once(c, F_AUTHORITY, valuelen) || !sr_api__host_ok((const char *)value, valuelen))
             return false;
     } else {
         return false; /* unknown, or :protocol (no RFC 8441 here) */
@@ -189,7 +191,7 @@ bool sr_api__h2_check_field(struct sr_api__h2_check *c, const uint8_t *name, siz
         break;
     case 4:
         if (IS("host"))
-            return once(c, F_HOST, valuelen) && all(value, valuelen, C_AUTHORITY);
+            return once(c, F_HOST, valuelen) && sr_api__host_ok((const char *)value, valuelen);
         break;
     case 7:
         if (IS("upgrade"))

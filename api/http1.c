@@ -161,30 +161,28 @@ static bool ip_literal_ok(const char *s, size_t n)
     return inet_pton(AF_INET6, a, bin) == 1;
 }
 
-/* A Host value (RFC 9112 §3.2): RFC 3986 host [":" port], the host an
- * IP-literal in brackets or a reg-name (which IPv4 addresses are too).
- * Empty is allowed, as the grammar allows. */
-static bool host_ok(const char *v)
+bool sr_api__host_ok(const char *v, size_t n)
 {
-    const char *p = v;
-    if (*p == '[') {
-        const char *end = strchr(p, ']');
-        if (end == NULL || !ip_literal_ok(p + 1, (size_t)(end - p - 1)))
+    size_t i = 0;
+    if (n > 0 && v[0] == '[') {
+        const char *end = memchr(v, ']', n);
+        if (end == NULL || !ip_literal_ok(v + 1, (size_t)(end - v - 1)))
             return false;
-        p = end + 1;
+        i = (size_t)(end - v) + 1;
     } else {
-        while (*p != '\0' && *p != ':') {
-            if (*p == '%' && is_hex(p[1]) && is_hex(p[2]))
-                p += 3;
-            else if (is_unreserved_or_sub(*p))
-                p++;
+        while (i < n && v[i] != ':') {
+            if (v[i] == '%' && i + 2 < n && is_hex(v[i + 1]) && is_hex(v[i + 2]))
+                i += 3;
+            else if (is_unreserved_or_sub(v[i]))
+                i++;
             else
                 return false;
         }
     }
-    if (*p == ':')
-        p += 1 + strspn(p + 1, "0123456789");
-    return *p == '\0';
+    if (i < n && v[i] == ':')
+        for (i++; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+            ;
+    return i == n;
 }
 
 bool sr_api__has_token(const char *value, const char *token)
@@ -320,7 +318,7 @@ static int parse_head(struct sr_api__h1_parser *p, size_t line_end)
     if (hosts > 1)
         return -400;
     /* An invalid Host gets 400 (RFC 9112 §3.2). */
-    if (host != NULL && !host_ok(host))
+    if (host != NULL && !sr_api__host_ok(host, strlen(host)))
         return -400;
     if (cl > SR_API_MAX_BODY)
         return -413;

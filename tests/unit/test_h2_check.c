@@ -109,9 +109,28 @@ static void test_pseudo(void)
     is_int(check(REQ({":method", "CONNECT"}, {":authority", "h:1"}, {":path", "/"}), &c), -1,
            "CONNECT with :path");
     is_int(check(REQ(GET, {":authority", "h"}), &c), 0, "repeated :authority");
-    is_int(check(REQ({":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "["}),
-                 &c),
-           1, "authority characters as nghttp2 allows them");
+    /* :authority and host: RFC 3986 host[:port], as HTTP/1.1's Host. */
+    static const char *const good[] = {"h", "h:8080", "127.0.0.1:5001", "[::1]:5001",
+                                       "a-b.c_d~e", "%41b", "h:"};
+    static const char *const bad[] = {"[", "a@b", "a:b:c", "[zz]", "a b", "a/b", "<x>"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char name[64];
+        snprintf(name, sizeof(name), ":authority %s: accepted", good[i]);
+        is_int(check(REQ({":method", "GET"}, {":scheme", "http"}, {":path", "/"},
+                         {":authority", good[i]}),
+                     &c),
+               1, name);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char name[64];
+        snprintf(name, sizeof(name), ":authority %s: malformed", bad[i]);
+        is_int(check(REQ({":method", "GET"}, {":scheme", "http"}, {":path", "/"},
+                         {":authority", bad[i]}),
+                     &c),
+               0, name);
+        snprintf(name, sizeof(name), "host %s: malformed", bad[i]);
+        is_int(check(REQ(GET, {"host", bad[i]}), &c), 0, name);
+    }
 }
 
 static void test_content_length_and_trailers(void)

@@ -203,6 +203,7 @@ static int dispatch(struct h1 *h, const struct sr_api__h1_request *req)
     bool head = strcmp(req->method, "HEAD") == 0;
     bool keep = req->keep_alive && !c->w->stopping;
     h->served_any = true;
+    h->body_mark = 0; /* a new request's content: its own clock */
 
     if (want_upgrade(h, req))
         return SR_API_CONN_KEEP; /* run() switches once the parser is done */
@@ -426,7 +427,7 @@ static int on_timeout(struct sr_api__conn *c, enum sr_api__timer kind)
         /* The request was answered as soon as its head was in. */
         sr_log(SR_LOG_DEBUG, "api", "%s: request content stopped for %u s: closing (h1)", c->peer,
                c->api->lim.idle_timeout_sec);
-        return SR_API_CONN_CLOSE;
+        return SR_API_CONN_FLUSH_CLOSE; /* lingers: unread content would make close() an RST */
     }
     bool partial = !sr_api__h1_idle(&h->parser) ||
                    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;

@@ -115,6 +115,7 @@ struct h2 {
     bool close_after_goaway; /* a timeout GOAWAY: close once it is out */
     bool peer_eof;      /* the client half-closed: close once answered */
     bool stalled;       /* set_timer: a response waits for the client's window */
+    bool body_paused;   /* set_timer: content was due while reading was paused */
     bool failed;        /* nghttp2 returned a fatal error: send nothing more */
     bool any_reset_after; /* a stream was ever marked reset_after (else
                              on_frame_send need not look streams up) */
@@ -673,6 +674,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->error = 431;
         return 0;
     }
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+        return 0; /* trailers: counted, never merged into the request (RFC 9110 §6.5.1) */
     if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
         if (valuelen > lim->max_request_line) {
             s->error = 414;
@@ -683,11 +686,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         if (s->last_event_id == NULL && valuelen <= LAST_EVENT_ID_MAX)
             s->last_event_id = sr_strndup((const char *)value, valuelen);
     } else if (namelen == 13 && memcmp(name, "if-none-match", 13) == 0) {
-        join_field(&s->if_none_match, value, valuelen); /* too long: no 304 */
+        /* Over the bound either list is refused: dropped, it would let a
+         * POST act that a matching tag should stop. */
+        if (!join_field(&s->if_none_match, value, valuelen))
+            s->error = 431;
     } else if (namelen == 6 && memcmp(name, "expect", 6) == 0) {
-        s->expect_continue = valuelen == 12 && strncasecmp((const char *)value, "100-continue", 12) == 0;
+        s->expect_continue =
+            valuelen == 12 && strncasecmp((const char *)value, "100-continue", 12) == 0;
     } else if (namelen == 8 && memcmp(name, "if-match", 8) == 0) {
-        /* Dropping it would let the request act unconditionally. */
         if (!join_field(&s->if_match, value, valuelen))
             s->error = 431;
     }
@@ -887,9 +893,19 @@ static void set_timer(struct h2 *h2)
         t = SR_API_TIMER_HEAD;
     } else if (h2->head_id != 0 || !h2->served_any || h2->hold_data) {
         t = SR_API_TIMER_HEAD; /* (hold_data: the client's preface is due) */
+    } else if (h2->nincomplete > 0 && out >= SR_API_OUTPUT_HIGH) {
+        /* Content is due, but we are not reading (backpressure): not the
+         * client's delay. Its clock restarts once we read again. */
+        h2->body_paused = true;
+        t = SR_API_TIMER_NONE;
     } else if (h2->nincomplete > 0) {
         /* Content is due on a stream: its own deadline, so that a slow
          * upload is not a slow head and cuts no other stream. */
+        if (h2->body_paused) {
+            h2->body_paused = false;
+            for (struct stream *s = h2->streams; s != NULL; s = s->next)
+                s->body_at = h2->now;
+        }
         h2->stalled = false;
         sr_api__conn_timer_at(h2->conn, SR_API_TIMER_BODY, body_deadline(h2));
         return;

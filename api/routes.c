@@ -288,13 +288,18 @@ static const char *next_tag(const char *s, const char **tag, size_t *len)
  * ignores W/ on both sides; strong never matches a weak tag. */
 static bool tag_in_list(const char *list, const char *etag, bool strong)
 {
-    if (list == NULL || etag == NULL || etag[0] == '\0')
+    if (list == NULL)
         return false;
     const char *p = list;
     while (*p == ' ' || *p == '\t')
         p++;
+    bool tagged = etag != NULL && etag[0] != '\0';
+    /* If-Match's * holds for any current representation, tagged or not
+     * (/metrics); If-None-Match's only answers 304 with a tag to keep. */
     if (p[0] == '*')
-        return true;
+        return strong || tagged;
+    if (!tagged)
+        return false;
     bool weak = etag[0] == 'W';
     if (strong && weak)
         return false;
@@ -940,7 +945,8 @@ static int want_wait(const struct sr_api__router *rt, const struct sr_api__reque
     const char *v;
     size_t vlen;
     uint64_t index, wait_ms = SR_API_WAIT_DEFAULT_MS;
-    if (req->no_wait || !sr_api__query_get(query, qlen, "index", &v, &vlen))
+    /* (With If-Match: answered at once, so a failed one is not a late 412.) */
+    if (req->no_wait || req->if_match != NULL || !sr_api__query_get(query, qlen, "index", &v, &vlen))
         return 0;
     if (sr_api__parse_u64(v, vlen, &index) != 0) {
         route_error(rt, out, 400, "bad_request",

@@ -30,11 +30,13 @@ int sr_healthcheck_run(const char *host, unsigned port, unsigned timeout_ms)
         fprintf(stderr, "healthcheck: cannot connect to %s:%u\n", host, port);
         goto out;
     }
-    /* An IPv6 address goes in brackets (RFC 9112 §3.2, RFC 3986 §3.2.2). */
+    /* An IPv6 address goes in brackets (RFC 9112 §3.2, RFC 3986 §3.2.2),
+     * without a zone ID (fe80::1%eth0), which a Host cannot carry. */
     bool v6 = strchr(host, ':') != NULL;
+    int hlen = (int)strcspn(host, "%");
     int n = snprintf(req, sizeof(req),
-                     "GET /health HTTP/1.1\r\nHost: %s%s%s:%u\r\nConnection: close\r\n\r\n",
-                     v6 ? "[" : "", host, v6 ? "]" : "", port);
+                     "GET /health HTTP/1.1\r\nHost: %s%.*s%s:%u\r\nConnection: close\r\n\r\n",
+                     v6 ? "[" : "", v6 ? hlen : (int)strlen(host), host, v6 ? "]" : "", port);
     if (write(fd, req, (size_t)n) != n)
         goto out;
     size_t len = 0;

@@ -19,6 +19,7 @@ scripts assert on it.
 """
 import json
 import os
+import re
 import selectors
 import signal
 import socket
@@ -617,6 +618,14 @@ def h1slowbody(port, seconds):
     line that came and when the server closed (it must not answer twice)."""
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"POST /cache/clear HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+    got, closed = read_until_close(s, seconds)
+    statuses = h1_statuses(got)
+    print(json.dumps({"statuses": statuses, "closed_after": closed}))
+
+
+def read_until_close(s, seconds):
+    """(bytes read, seconds until the server closed or None) within `seconds`;
+    closes s."""
     s.settimeout(0.2)
     t0, got, closed = time.monotonic(), b"", None
     while time.monotonic() - t0 < seconds:
@@ -631,7 +640,27 @@ def h1slowbody(port, seconds):
             break
         got += d
     s.close()
-    statuses = [int(line[9:12]) for line in got.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    return got, closed
+
+
+def h1_statuses(data):
+    """The status codes of the HTTP/1.1 responses in `data` (bodies are JSON
+    without a final CRLF, so a status line may follow one directly)."""
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+
+
+def h1twobodies(port, seconds):
+    """HTTP/1.1: POST /cache/stats (405, answered at once) announcing 10
+    bytes, 3 sent; 1.5 s later the other 7 plus a second such POST with 3 of
+    its 10. The second's content has its own clock: reports when the server
+    closed (from the second request) and the statuses."""
+    post = b"POST /cache/stats HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(post + b"abc")
+    time.sleep(1.5)
+    s.sendall(b"defghij" + post + b"abc")
+    got, closed = read_until_close(s, seconds)
+    statuses = h1_statuses(got)
     print(json.dumps({"statuses": statuses, "closed_after": closed}))
 
 
@@ -777,6 +806,7 @@ MODES = {
     "h2slowhead": (h2slowhead, float),
     "h2slowbody": (h2slowbody, float),
     "h1slowbody": (h1slowbody, float),
+    "h1twobodies": (h1twobodies, float),
     "nonreading": (nonreading, int, str),
     "shutdown": (shutdown, int),
 }

@@ -811,6 +811,28 @@ for attempt in range(5):
         break
 ok(got == 304, "two if-none-match fields, the current tag in the second: 304", repr(got))
 
+# A list over the server's bound is refused, not dropped: dropped, a POST
+# would act that a matching tag should stop.
+c = Conn()
+c.request(1, path="/services", extra=[("if-none-match", '"%s"' % ("a" * 1100))])
+status, _, _, _ = c.response(1)
+ok(status == 431, "if-none-match over 1 KiB: 431", repr(status))
+c.close()
+
+# Trailers are counted, never merged into the request (RFC 9110 §6.5.1): an
+# if-none-match there does not make a 304.
+for attempt in range(5):
+    c = Conn()
+    c.request(1, path="/services")
+    _, hdrs, _, _ = c.response(1)
+    c.request(3, path="/services", end_stream=False)
+    c.headers(3, [("if-none-match", hdrs.get("etag", "")), ("x-t", "1")], end_stream=True)
+    got, _, _, _ = c.response(3)
+    c.close()
+    if got == 200:
+        break
+ok(got == 200, "if-none-match in trailers is not a precondition: 200", repr(got))
+
 # Expect: 100-continue (RFC 9110 §10.1.1): a 100 comes before the content,
 # then the final answer once it arrived.
 c = Conn()

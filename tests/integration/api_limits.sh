@@ -117,6 +117,10 @@ client h1slowbody "$REG_PORT" 8
 jq -e '.statuses == [200] and .closed_after != null and .closed_after >= 1.5 and .closed_after < 5' \
     <<<"$out" >/dev/null
 ok $? "HTTP/1.1: content stopped after its answer: no second (408) answer, closed after API_IDLE_TIMEOUT_SEC"
+client h1twobodies "$REG_PORT" 8
+jq -e '.statuses == [405, 405] and .closed_after != null and .closed_after >= 1.5 and .closed_after < 5' \
+    <<<"$out" >/dev/null
+ok $? "HTTP/1.1: a second request's content, the same length as the first's, gets its own API_IDLE_TIMEOUT_SEC"
 
 # API_MAX_CONNECTIONS=3: three held, the fourth refused, one leaves, served again.
 start_registry maxconn REFRESH_INTERVAL_SEC=3600 API_MAX_CONNECTIONS=3 API_IDLE_TIMEOUT_SEC=30

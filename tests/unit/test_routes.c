@@ -686,6 +686,16 @@ static void test_preconditions(struct sr_cache *cache, const struct sr_api__rout
            "If-Match holds (list), then If-None-Match: 304");
     is_int(route_im(rt, "GET", "/services/nope", "\"x\"", NULL), 404,
            "a 404 ignores preconditions");
+    is_int(route_im(rt, "GET", "/metrics", "*", NULL), 200,
+           "If-Match * on an answer without a tag (/metrics): 200");
+    struct sr_snapshot *now = sr_cache_acquire(cache);
+    char poll[96];
+    snprintf(poll, sizeof(poll), "/services?index=%llu&wait=1s",
+             (unsigned long long)sr_snapshot_services_version(now));
+    sr_snapshot_release(now);
+    is_int(route_im(rt, "GET", poll, NULL, NULL), 0, "a long-poll at the current index parks");
+    is_int(route_im(rt, "GET", poll, "\"x\"", NULL), 412,
+           "... but with If-Match it is answered at once (no late 412)");
 
     /* Metrics: a weak tag, so only If-Match: * can hold. */
     json_decref(call(rt, "GET", "/services/web/metrics", &r));

@@ -31,6 +31,32 @@ static int host_present(const char *rest)
     return left > 0 && host[0] != ':';
 }
 
+/* A port, when the authority has one, is ASCII digits (as every number the
+ * registry reads): amqp_parse_url would take "+5672" and "0x10". */
+static int port_digits(const char *rest)
+{
+    size_t auth = strcspn(rest, "/?#");
+    const char *at = NULL;
+    for (const char *p = rest; p < rest + auth; p++)
+        if (*p == '@')
+            at = p; /* the last: a raw '@' in a password must not end the userinfo early */
+    const char *host = at ? at + 1 : rest, *end = rest + auth;
+    if (*host == '[') {
+        host = memchr(host, ']', (size_t)(end - host));
+        if (host == NULL)
+            return 1; /* amqp_parse_url judges the literal */
+    }
+    const char *colon = memchr(host, ':', (size_t)(end - host));
+    if (colon == NULL)
+        return 1;
+    if (colon + 1 == end)
+        return 0;
+    for (const char *p = colon + 1; p < end; p++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return 1;
+}
+
 int sr_publisher__url_parse(const char *url, struct sr_pub_url *out, char *err, size_t errlen)
 {
     *out = (struct sr_pub_url){0};
@@ -48,6 +74,8 @@ int sr_publisher__url_parse(const char *url, struct sr_pub_url *out, char *err, 
         return fail(err, errlen, "not an amqp:// URL (" EXPECTED ")");
     if (!host_present(url + 7))
         return fail(err, errlen, "URL has no host (" EXPECTED ")");
+    if (!port_digits(url + 7))
+        return fail(err, errlen, "URL port must be digits, 1-65535 (none: 5672)");
 
     struct amqp_connection_info ci;
     char *buf = sr_strdup(url);

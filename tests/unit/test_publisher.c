@@ -86,6 +86,17 @@ static void test_url(void)
     ok(strstr(err, "1-65535") != NULL, "port 0: names the range");
     sr_publisher_check_url("amqp://u:p@:5672/", err, sizeof(err));
     ok(strstr(err, "no host") != NULL, "empty host: says so");
+    static const char *const ports[] = {"amqp://u:p@h:+5672/", "amqp://u:p@h:05x/",
+                                        "amqp://u:p@h:/", "amqp://u:p@[::1]:+1/"};
+    for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+        char name[96];
+        err[0] = '\0';
+        snprintf(name, sizeof(name), "port in \"%s\": digits only", ports[i]);
+        ok(sr_publisher_check_url(ports[i], err, sizeof(err)) == -1 && strstr(err, "digits"),
+           name);
+    }
+    is_int(sr_publisher_check_url("amqp://u:p@[::1]:5673/v", err, sizeof(err)), 0,
+           "an IPv6 literal with a port: accepted");
 
     struct sr_cache *c = sr_cache_new();
     struct sr_publisher_opts o = {.url = "amqp://u:s3cret@h:70000/"};

@@ -222,6 +222,8 @@ json_t *sr_api__health_json(const struct sr_api__router *rt, int *http_status);
 /* Decodes %XX escapes of src[0..len) into dst (at least len + 1 bytes).
  * Returns the decoded length, or -1 for a bad escape or a decoded NUL. */
 long sr_api__percent_decode(const char *src, size_t len, char *dst);
+/* A hex digit's value, or -1. */
+int sr_api__hexval(char c);
 
 /* ---- HTTP/1.1 parser (http1.c) ------------------------------------------ */
 

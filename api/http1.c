@@ -125,11 +125,6 @@ static int parse_request_line(struct sr_api__h1_request *req, char *s, size_t n)
     return 0;
 }
 
-static bool is_hex(char c)
-{
-    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
-
 /* RFC 3986 §2.3 unreserved and §2.2 sub-delims. */
 static bool is_unreserved_or_sub(char c)
 {
@@ -143,7 +138,7 @@ static bool ip_literal_ok(const char *s, size_t n)
 {
     if (n > 0 && (s[0] | 0x20) == 'v') {
         size_t i = 1;
-        while (i < n && is_hex(s[i]))
+        while (i < n && sr_api__hexval(s[i]) >= 0)
             i++;
         if (i == 1 || i + 1 >= n || s[i] != '.')
             return false;
@@ -171,7 +166,8 @@ bool sr_api__host_ok(const char *v, size_t n)
         i = (size_t)(end - v) + 1;
     } else {
         while (i < n && v[i] != ':') {
-            if (v[i] == '%' && i + 2 < n && is_hex(v[i + 1]) && is_hex(v[i + 2]))
+            if (v[i] == '%' && i + 2 < n && sr_api__hexval(v[i + 1]) >= 0 &&
+                sr_api__hexval(v[i + 2]) >= 0)
                 i += 3;
             else if (is_unreserved_or_sub(v[i]))
                 i++;

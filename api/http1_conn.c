@@ -163,6 +163,15 @@ static bool settings_ok(const unsigned char *p, size_t len)
 }
 
 /* Takes up an Upgrade: h2c if it is possible; true when it will happen. */
+/* A list-valued field's lines joined (sr_api__h1_header_list), owned; NULL
+ * when absent. */
+static char *list_dup(const struct sr_api__h1_request *req, const char *name)
+{
+    char *joined;
+    const char *v = sr_api__h1_header_list(req, name, &joined);
+    return joined != NULL ? joined : v != NULL ? sr_strdup(v) : NULL;
+}
+
 static bool want_upgrade(struct h1 *h, const struct sr_api__h1_request *req)
 {
     if (req->minor != 1 || req->has_body || h->conn->w->stopping)
@@ -181,16 +190,13 @@ static bool want_upgrade(struct h1 *h, const struct sr_api__h1_request *req)
         free(settings);
         return false;
     }
-    char *joined, *im_joined;
-    const char *inm = sr_api__h1_header_list(req, "if-none-match", &joined);
-    const char *im = sr_api__h1_header_list(req, "if-match", &im_joined);
     const char *lei = sr_api__h1_header(req, "last-event-id");
     h->up.settings = settings;
     h->up.settings_len = (size_t)len;
     h->up.method = sr_strdup(req->method);
     h->up.target = sr_strdup(req->target);
-    h->up.if_none_match = joined ? joined : inm ? sr_strdup(inm) : NULL;
-    h->up.if_match = im_joined ? im_joined : im ? sr_strdup(im) : NULL;
+    h->up.if_none_match = list_dup(req, "if-none-match");
+    h->up.if_match = list_dup(req, "if-match");
     h->up.last_event_id = lei ? sr_strdup(lei) : NULL;
     h->upgrading = true;
     return true;
@@ -326,8 +332,6 @@ static void set_timer(struct h1 *h)
     size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
     enum sr_api__timer t;
     uint64_t left = h->parser.body_left;
-    if (left == 0)
-        h->body_mark = 0;
     if (h->pending != NULL || out > 0) {
         t = SR_API_TIMER_NONE; /* busy; the write timeout covers a stalled flush */
     } else if (left > 0) {

@@ -717,12 +717,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     return 0;
 }
 
-static void too_large(struct stream *s)
+/* Answers a request whose content is still arriving, and resets it once
+ * answered (on_frame_send): nothing more is read from it. */
+static void answer_early(struct stream *s, int status, const char *code, const char *message)
 {
     s->reset_after = true;
     s->h2->any_reset_after = true;
     mark_complete(s);
-    respond_error(s, 413, "content_too_large", "request body over 1 MiB");
+    respond_error(s, status, code, message);
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -771,7 +773,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (s->responded)
         return 0;
     if (s->body_len > SR_API_MAX_BODY || s->check.content_length > SR_API_MAX_BODY) {
-        too_large(s);
+        answer_early(s, 413, "content_too_large", "request body over 1 MiB");
         return 0;
     }
     if (end) {
@@ -1120,7 +1122,7 @@ static int on_shutdown(struct sr_api__conn *c)
 }
 
 /* Answers 408 on each stream whose content stopped for idle_timeout_sec,
- * then resets it (as too_large does); the connection and its other
+ * then resets it (answer_early); the connection and its other
  * streams go on. */
 static int body_timeout(struct h2 *h2)
 {
@@ -1130,10 +1132,7 @@ static int body_timeout(struct h2 *h2)
             continue;
         sr_log(SR_LOG_DEBUG, "api", "%s: h2 stream %" PRId32 ": content stopped for %.0f s: 408",
                h2->conn->peer, s->id, now - s->body_at);
-        s->reset_after = true;
-        h2->any_reset_after = true;
-        mark_complete(s);
-        respond_error(s, 408, "request_timeout", "the request content did not arrive in time");
+        answer_early(s, 408, "request_timeout", "the request content did not arrive in time");
     }
     return flush(h2, false);
 }

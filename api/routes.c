@@ -249,17 +249,16 @@ void sr_api__error_response(const struct sr_api__router *rt, struct sr_api__resp
     tag_built(r, cache_version(rt));
 }
 
-/* An error the router answers: tagged like any built body. */
-static void route_error(const struct sr_api__router *rt, struct sr_api__response *r, int status,
-                        const char *code, const char *message)
+/* The tag of a metrics answer (weak: age_sec moves with the clock). */
+static void metrics_tag(char *buf, size_t len, uint64_t version)
 {
-    sr_api__error_response(rt, r, status, code, message);
+    snprintf(buf, len, "W/\"v%llu-metrics\"", (unsigned long long)version);
 }
 
 static void precondition_failed(const struct sr_api__router *rt, struct sr_api__response *r)
 {
-    route_error(rt, r, 412, "precondition_failed",
-                "a precondition (If-Match or If-None-Match) does not hold");
+    sr_api__error_response(rt, r, 412, "precondition_failed",
+                           "a precondition (If-Match or If-None-Match) does not hold");
 }
 
 /* ---- conditional requests --------------------------------------------------- */
@@ -587,7 +586,7 @@ static void not_found_service(const struct sr_api__router *rt, const char *name,
 {
     char msg[SR_API_DEFAULT_MAX_REQUEST_LINE + 64];
     snprintf(msg, sizeof(msg), "service '%.*s' not found", SR_API_DEFAULT_MAX_REQUEST_LINE, name);
-    route_error(rt, out, 404, "service_not_found", msg);
+    sr_api__error_response(rt, out, 404, "service_not_found", msg);
 }
 
 /* A read's 404 for `name`, with the index `endpoint` has in `snap` (released
@@ -633,7 +632,7 @@ static void metrics_from(const struct sr_api__router *rt, struct sr_snapshot *sn
             "containers_sampled", 0, "containers", "reason", "no metrics collected yet");
         sr_snapshot_release(snap);
         json_response(out, 200, doc);
-        snprintf(out->etag, sizeof(out->etag), "W/\"v%llu-metrics\"", (unsigned long long)version);
+        metrics_tag(out->etag, sizeof(out->etag), version);
         out->has_index = true;
         out->index = version;
         return;
@@ -645,7 +644,7 @@ static void metrics_from(const struct sr_api__router *rt, struct sr_snapshot *sn
     out->body = sr_svc_body(m, &out->len);
     out->has_index = true;
     out->index = version;
-    snprintf(out->etag, sizeof(out->etag), "W/\"v%llu-metrics\"", (unsigned long long)version);
+    metrics_tag(out->etag, sizeof(out->etag), version);
 
     const json_t *doc = sr_svc_doc(m);
     /* Splice ,"age_sec":X before the final '}' instead of re-serialising a
@@ -799,7 +798,8 @@ static void list(const struct sr_api__router *rt, const char *query, size_t qlen
     struct filters f = {0};
     if (parse_filters(query, qlen, &f) != 0) {
         filters_free(&f);
-        route_error(rt, out, 400, "bad_request", "bad percent-encoding in a filter value");
+        sr_api__error_response(rt, out, 400, "bad_request",
+                               "bad percent-encoding in a filter value");
         return;
     }
     memset(out, 0, sizeof(*out));
@@ -904,8 +904,8 @@ static bool start_metrics(const struct sr_api__router *rt, const struct sr_api__
                           struct sr_api__park *park)
 {
     if (!rt->can_collect) {
-        route_error(rt, out, 503, "metrics_unavailable",
-                    "metrics collection is not available in this process");
+        sr_api__error_response(rt, out, 503, "metrics_unavailable",
+                               "metrics collection is not available in this process");
         return false;
     }
     struct sr_snapshot *snap = sr_cache_acquire(rt->cache);
@@ -916,8 +916,7 @@ static bool start_metrics(const struct sr_api__router *rt, const struct sr_api__
         return false;
     }
     char tag[64]; /* the GET's (metrics_from) */
-    snprintf(tag, sizeof(tag), "W/\"v%llu-metrics\"",
-             (unsigned long long)sr_snapshot_version(snap));
+    metrics_tag(tag, sizeof(tag), sr_snapshot_version(snap));
     if (!post_preconditions(req, tag)) {
         sr_snapshot_release(snap);
         precondition_failed(rt, out);
@@ -946,17 +945,20 @@ static int want_wait(const struct sr_api__router *rt, const struct sr_api__reque
     size_t vlen;
     uint64_t index, wait_ms = SR_API_WAIT_DEFAULT_MS;
     /* (With If-Match: answered at once, so a failed one is not a late 412.) */
-    if (req->no_wait || req->if_match != NULL || !sr_api__query_get(query, qlen, "index", &v, &vlen))
+    if (req->no_wait || req->if_match != NULL ||
+        !sr_api__query_get(query, qlen, "index", &v, &vlen))
         return 0;
     if (sr_api__parse_u64(v, vlen, &index) != 0) {
-        route_error(rt, out, 400, "bad_request",
-                    "index must be a revision (X-Registry-Index), a non-negative integer");
+        sr_api__error_response(
+            rt, out, 400, "bad_request",
+            "index must be a revision (X-Registry-Index), a non-negative integer");
         return -1;
     }
     if (sr_api__query_get(query, qlen, "wait", &v, &vlen)) {
         if (sr_api__parse_wait(v, vlen, &wait_ms) != 0) {
-            route_error(rt, out, 400, "bad_request",
-                        "wait must be a duration such as 30s, 5m, 1m30s or 250ms, or seconds");
+            sr_api__error_response(
+                rt, out, 400, "bad_request",
+                "wait must be a duration such as 30s, 5m, 1m30s or 250ms, or seconds");
             return -1;
         }
         if (wait_ms == 0)
@@ -1031,15 +1033,15 @@ static bool stream_start(const struct sr_api__router *rt, const struct sr_api__r
         while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
             vlen--;
         if (sr_api__parse_u64(v, vlen, &since) != 0) {
-            route_error(rt, out, 400, "bad_request",
-                        "Last-Event-ID must be a revision this registry sent");
+            sr_api__error_response(rt, out, 400, "bad_request",
+                                   "Last-Event-ID must be a revision this registry sent");
             return false;
         }
         has_since = true;
     } else if (sr_api__query_get(query, qlen, "since", &v, &vlen)) {
         if (sr_api__parse_u64(v, vlen, &since) != 0) {
-            route_error(rt, out, 400, "bad_request",
-                        "since must be a revision (a non-negative integer)");
+            sr_api__error_response(rt, out, 400, "bad_request",
+                                   "since must be a revision (a non-negative integer)");
             return false;
         }
         has_since = true;
@@ -1048,9 +1050,10 @@ static bool stream_start(const struct sr_api__router *rt, const struct sr_api__r
     struct sr_api__types t;
     if (types_param(query, qlen, &types) != 0 || sr_api__types_parse(types, &t) != 0) {
         free(types);
-        route_error(rt, out, 400, "bad_request",
-                    "types must be routing-key patterns (e.g. service.*,metrics.#): at most "
-                    "16, each at most 255 bytes and 32 words");
+        sr_api__error_response(
+            rt, out, 400, "bad_request",
+            "types must be routing-key patterns (e.g. service.*,metrics.#): at most "
+            "16, each at most 255 bytes and 32 words");
         return false;
     }
     sr_api__types_free(&t);
@@ -1105,7 +1108,7 @@ static void prom_sd(const struct sr_api__router *rt, struct sr_api__response *ou
 
 /* ---- routing --------------------------------------------------------------- */
 
-static int hexval(char c)
+int sr_api__hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -1119,8 +1122,8 @@ long sr_api__percent_decode(const char *src, size_t len, char *dst)
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hexval(src[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(src[i + 2]) : -1;
+            int hi = i + 2 < len ? sr_api__hexval(src[i + 1]) : -1;
+            int lo = i + 2 < len ? sr_api__hexval(src[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);
@@ -1195,14 +1198,14 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
     if (m == SR_API_METHOD_OTHER && !standard_method(method)) {
         char msg[64];
         snprintf(msg, sizeof(msg), "method %.16s is not implemented", method);
-        route_error(rt, out, 501, "not_implemented", msg);
+        sr_api__error_response(rt, out, 501, "not_implemented", msg);
         return SR_API_ROUTE_DONE;
     }
     /* OPTIONS * asks about the server (RFC 9110 §9.3.7); OPTIONS is 405
      * everywhere, and Allow lists every method the server takes. */
     if (strcmp(path, "*") == 0 && strcmp(method, "OPTIONS") == 0) {
-        route_error(rt, out, 405, "method_not_allowed",
-                    "method OPTIONS is not allowed (allowed: GET, HEAD, POST)");
+        sr_api__error_response(rt, out, 405, "method_not_allowed",
+                               "method OPTIONS is not allowed (allowed: GET, HEAD, POST)");
         out->allow = allow_all;
         return SR_API_ROUTE_DONE;
     }
@@ -1212,12 +1215,12 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         path = strstr(path, "//") + 2;
         path += strcspn(path, "/?");
         if (*path != '/') {
-            route_error(rt, out, 400, "bad_request", "request target has no path");
+            sr_api__error_response(rt, out, 400, "bad_request", "request target has no path");
             return SR_API_ROUTE_DONE;
         }
     }
     if (*path != '/') {
-        route_error(rt, out, 400, "bad_request", "request target must start with '/'");
+        sr_api__error_response(rt, out, 400, "bad_request", "request target must start with '/'");
         return SR_API_ROUTE_DONE;
     }
     size_t plen = strcspn(path, "?#");
@@ -1265,14 +1268,14 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         char msg[96];
         snprintf(msg, sizeof(msg), "no route for %.*s%s", (int)(plen > 64 ? 64 : plen), path,
                  plen > 64 ? "..." : "");
-        route_error(rt, out, 404, "not_found", msg);
+        sr_api__error_response(rt, out, 404, "not_found", msg);
         return SR_API_ROUTE_DONE;
     }
     if (!method_ok(r, m)) {
         char msg[128];
         const char *allow = allowed(r);
         snprintf(msg, sizeof(msg), "method %.16s is not allowed here (allowed: %s)", method, allow);
-        route_error(rt, out, 405, "method_not_allowed", msg);
+        sr_api__error_response(rt, out, 405, "method_not_allowed", msg);
         out->allow = allow;
         return SR_API_ROUTE_DONE;
     }
@@ -1285,7 +1288,8 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         decoded = sr_malloc(name_len + 1);
         if (sr_api__percent_decode(name, name_len, decoded) < 0) {
             free(decoded);
-            route_error(rt, out, 400, "bad_request", "bad percent-encoding in service name");
+            sr_api__error_response(rt, out, 400, "bad_request",
+                                   "bad percent-encoding in service name");
             return SR_API_ROUTE_DONE;
         }
     }
@@ -1341,8 +1345,8 @@ static enum sr_api__route_result route_one(const struct sr_api__router *rt,
         break;
     case R_REFRESH:
         if (!rt->can_refresh) {
-            route_error(rt, out, 503, "refresh_unavailable",
-                        "refresh is not available in this process");
+            sr_api__error_response(rt, out, 503, "refresh_unavailable",
+                                   "refresh is not available in this process");
             break;
         }
         if (!post_preconditions(req, NULL)) {

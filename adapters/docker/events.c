@@ -161,7 +161,7 @@ static bool apply_refresh(struct sr_docker *d, struct sr_docker__refresh *r,
          * event: until then it still answers the old count, which may equal
          * the desired one. */
         json_int_t before;
-        if (!find_cached(d, id, &before) || before != g)
+        if (r->expect_move && (!find_cached(d, id, &before) || before != g))
             r->expect_move = false;
         bool settled =
             !json_is_integer(want) || !json_is_integer(run) || (!r->expect_move && w == g);
